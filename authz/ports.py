@@ -1,0 +1,180 @@
+"""The authorization port: the one interface every service uses for decisions.
+
+Two engines implement it (``authz.embedded`` over the SQL database and ``authz.openfga``
+over openfga-sdk); the decision cache (``authz.cache``) wraps either. Every method is async.
+
+Contract shared by all implementations:
+
+* Objects are ``type:id`` strings, users are ``type:id``, ``type:*`` (wildcard) or
+  ``type:id#relation`` (userset), as in OpenFGA.
+* ``check`` returns ``True`` or ``False``. When a decision cannot be made (engine down,
+  timeout, evaluation error such as the depth limit) it raises :class:`AuthzUnavailable`
+  or :class:`AuthzEvaluationError`, never ``False`` silently and never ``True``.
+* ``batch_check`` returns one :class:`BatchItemResult` per request item; a per-item error is
+  reported on that item (callers treat it as a deny).
+* Invalid requests (unknown type or relation, malformed ids, tuples outside the type
+  restrictions) raise :class:`AuthzValidationError` with OpenFGA's error code.
+* ``write`` and ``delete`` are idempotent: writing an existing tuple or deleting a missing one
+  is not an error.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class TupleKey:
+    """One relationship tuple: ``user`` has ``relation`` on ``object``."""
+
+    user: str
+    relation: str
+    object: str
+
+    def __str__(self) -> str:
+        return f"{self.object}#{self.relation}@{self.user}"
+
+
+class Consistency(enum.Enum):
+    """How fresh a decision must be (OpenFGA's ConsistencyPreference)."""
+
+    MINIMIZE_LATENCY = "MINIMIZE_LATENCY"
+    HIGHER_CONSISTENCY = "HIGHER_CONSISTENCY"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRequest:
+    user: str
+    relation: str
+    object: str
+    contextual_tuples: tuple[TupleKey, ...] = ()
+    correlation_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItemResult:
+    request: CheckRequest
+    allowed: bool
+    error: str | None = None
+
+    @property
+    def denied_by_error(self) -> bool:
+        return self.error is not None
+
+
+class ErrorCode(enum.IntEnum):
+    """OpenFGA validation error codes (openfga/api ErrorCode) that the engines surface."""
+
+    validation_error = 2000
+    authorization_model_resolution_too_complex = 2001
+    invalid_write_input = 2002
+    cannot_allow_duplicate_tuples_in_one_request = 2003
+    cannot_allow_duplicate_types_in_one_request = 2004
+    cannot_allow_multiple_references_to_one_relation = 2005
+    invalid_continuation_token = 2006
+    invalid_tuple_set = 2007
+    invalid_check_input = 2008
+    invalid_expand_input = 2009
+    unsupported_user_set = 2010
+    invalid_object_format = 2011
+    write_failed_due_to_invalid_input = 2017
+    authorization_model_not_found = 2018
+    relation_not_found = 2020
+    type_not_found = 2021
+    invalid_user = 2022
+    invalid_tuple = 2027
+    unknown_relation = 2028
+    store_id_invalid_length = 2030
+    assertions_too_many_items = 2033
+    id_too_long = 2034
+    invalid_authorization_model = 2036
+    unsupported_schema_version = 2037
+
+
+class AuthzError(Exception):
+    """Base of every error the authorization layer raises."""
+
+
+class AuthzValidationError(AuthzError):
+    """The request or model is invalid; carries OpenFGA's error code."""
+
+    def __init__(self, code: ErrorCode | int, message: str) -> None:
+        super().__init__(message)
+        self.code = int(code)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"AuthzValidationError({self.code}, {self.message!r})"
+
+
+class AuthzEvaluationError(AuthzError):
+    """The engine could not decide (depth limit exceeded, unsupported construct...)."""
+
+
+class AuthzUnavailable(AuthzError):
+    """The engine is unreachable or timed out. Callers must deny and say so."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    tuples: list[TupleKey] = field(default_factory=list)
+    continuation_token: str = ""
+
+
+@runtime_checkable
+class Authorizer(Protocol):
+    """The authorization port (see module docstring for the contract)."""
+
+    async def check(
+        self,
+        user: str,
+        relation: str,
+        object: str,
+        *,
+        contextual_tuples: Sequence[TupleKey] = (),
+        consistency: Consistency = Consistency.MINIMIZE_LATENCY,
+    ) -> bool: ...
+
+    async def batch_check(
+        self,
+        requests: Sequence[CheckRequest],
+        *,
+        consistency: Consistency = Consistency.MINIMIZE_LATENCY,
+    ) -> list[BatchItemResult]: ...
+
+    async def list_objects(
+        self,
+        user: str,
+        relation: str,
+        type: str,
+        *,
+        contextual_tuples: Sequence[TupleKey] = (),
+        consistency: Consistency = Consistency.MINIMIZE_LATENCY,
+    ) -> list[str]: ...
+
+    async def list_users(
+        self,
+        object: str,
+        relation: str,
+        user_filters: Sequence[str],
+        *,
+        contextual_tuples: Sequence[TupleKey] = (),
+        consistency: Consistency = Consistency.MINIMIZE_LATENCY,
+    ) -> list[str]: ...
+
+    async def write(self, tuples: Sequence[TupleKey]) -> None: ...
+
+    async def delete(self, tuples: Sequence[TupleKey]) -> None: ...
+
+    async def read(
+        self,
+        *,
+        user: str | None = None,
+        relation: str | None = None,
+        object: str | None = None,
+        page_size: int = 100,
+        continuation_token: str = "",
+    ) -> ReadResult: ...

@@ -1,0 +1,24 @@
+"""Auth0-compatible dev identity provider (embedded default and test fake)."""
+
+from bot.sandbox.idp.models import ALL_PERMISSIONS, IdpClient, IdpUser, default_users
+from bot.sandbox.idp.server import (
+    DevIdentityProvider,
+    GrantHandler,
+    OAuthError,
+    TokenRequest,
+    s256,
+    serve,
+)
+
+__all__ = [
+    "ALL_PERMISSIONS",
+    "DevIdentityProvider",
+    "GrantHandler",
+    "IdpClient",
+    "IdpUser",
+    "OAuthError",
+    "TokenRequest",
+    "default_users",
+    "s256",
+    "serve",
+]

@@ -1,0 +1,822 @@
+"""An Auth0-compatible OpenID Connect provider for local development and tests.
+
+It speaks the wire formats of Auth0's Authentication API (the subset pmbot uses), so
+auth0-python (``domain="HOST:PORT", protocol="http"``) and PyJWT work against it
+unchanged. State lives in memory; restarting it logs everyone out.
+
+Client authentication: confidential clients (non-empty secret) must send
+``client_secret`` in the body (client_secret_post) or use HTTP Basic. Note that
+auth0-python's ``GetToken.authorization_code_pkce`` sends no secret (it targets public
+clients); a confidential client redeems a PKCE code with
+``GetToken.authenticated_post(token_url, data={"client_id", "code", "code_verifier",
+"grant_type": "authorization_code", "redirect_uri"})``, which adds the secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+import jwt
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from yarl import URL
+
+from bot.sandbox.idp import templates
+from bot.sandbox.idp.keys import ALGORITHM, KeyRing
+from bot.sandbox.idp.models import (
+    GRANT_AUTHORIZATION_CODE,
+    GRANT_CLIENT_CREDENTIALS,
+    GRANT_REFRESH_TOKEN,
+    IdpClient,
+    IdpUser,
+)
+from bot.sandbox.idp.store import Grant, IdpStore
+
+log = logging.getLogger(__name__)
+
+OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
+SESSION_COOKIE = "idp_session"
+_PKCE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+_PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+_HTML_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+_TOKEN_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class OAuthError(Exception):
+    """An error answered as Auth0 does: ``{"error": ..., "error_description": ...}``."""
+
+    def __init__(self, status: int, error: str, description: str) -> None:
+        super().__init__(f"{error}: {description}")
+        self.status = status
+        self.error = error
+        self.description = description
+
+    def response(self) -> web.Response:
+        return web.json_response(
+            {"error": self.error, "error_description": self.description},
+            status=self.status,
+            headers=_TOKEN_HEADERS,
+        )
+
+
+def _unauthorized_client() -> OAuthError:
+    # Auth0's answer to an unknown client or a wrong secret.
+    return OAuthError(401, "access_denied", "Unauthorized")
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """A ``/oauth/token`` request after parsing and client authentication."""
+
+    params: Mapping[str, str]
+    client: IdpClient
+    request: web.Request
+
+    def require(self, name: str) -> str:
+        value = self.params.get(name)
+        if value is None:
+            raise OAuthError(400, "invalid_request", f"Missing required parameter: {name}")
+        return value
+
+
+#: Answers one grant type: returns the JSON body of a successful token response or
+#: raises OAuthError.
+GrantHandler = Callable[[TokenRequest], Awaitable[dict[str, Any]]]
+
+
+def s256(verifier: str) -> str:
+    """The PKCE S256 code challenge of a verifier (RFC 7636 §4.2)."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _split_scope(scope: str | None) -> list[str]:
+    return list(dict.fromkeys((scope or "").split()))
+
+
+class DevIdentityProvider:
+    """The dev identity provider: one aiohttp application with relative routes.
+
+    Args:
+        issuer: the issuer URL (``http://HOST:PORT/``, trailing slash added if
+            missing). ``None`` means "not known yet": call ``set_issuer`` once the
+            server is bound; if a request arrives first, the issuer is fixed from that
+            request's Host header.
+        users: the database-connection users who may log in.
+        clients: the registered applications.
+        audience: the API identifier; it is also the tenant's default audience, so
+            tokens are JWTs for it even when a request names no audience.
+        access_token_ttl / id_token_ttl: token lifetimes in seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str | None,
+        users: list[IdpUser],
+        clients: list[IdpClient],
+        audience: str,
+        access_token_ttl: int = 3600,
+        id_token_ttl: int = 600,
+    ) -> None:
+        self._issuer = self._normalize_issuer(issuer) if issuer is not None else None
+        self._users = list(users)
+        self._users_by_sub = {user.sub: user for user in users}
+        self._users_by_email = {user.email.lower(): user for user in users}
+        self._clients = {client.client_id: client for client in clients}
+        self._audience = audience
+        self._access_token_ttl = access_token_ttl
+        self._id_token_ttl = id_token_ttl
+        self._keys = KeyRing()
+        self._store = IdpStore()
+        self._unavailable = False
+        self._grants: dict[str, GrantHandler] = {
+            GRANT_AUTHORIZATION_CODE: self._grant_authorization_code,
+            GRANT_REFRESH_TOKEN: self._grant_refresh_token,
+            GRANT_CLIENT_CREDENTIALS: self._grant_client_credentials,
+        }
+        self._public_grants = {GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN}
+
+    # -- configuration -----------------------------------------------------------
+
+    @staticmethod
+    def _normalize_issuer(issuer: str) -> str:
+        return issuer if issuer.endswith("/") else issuer + "/"
+
+    def set_issuer(self, issuer: str) -> None:
+        """Fix the issuer (``http://HOST:PORT/``); a trailing slash is added if missing."""
+        self._issuer = self._normalize_issuer(issuer)
+
+    @property
+    def issuer(self) -> str | None:
+        return self._issuer
+
+    @property
+    def audience(self) -> str:
+        return self._audience
+
+    def rotate_keys(self) -> str:
+        """Sign with a new key from now on and return its kid; old keys stay published."""
+        return self._keys.rotate()
+
+    def retire_key(self, kid: str) -> None:
+        """Unpublish a key; tokens it signed stop verifying (KeyError if unknown,
+        ValueError for the active key)."""
+        self._keys.retire(kid)
+
+    @property
+    def active_kid(self) -> str:
+        return self._keys.active.kid
+
+    def revoked_refresh_tokens(self) -> set[str]:
+        return self._store.revoked_refresh_tokens()
+
+    def set_unavailable(self, down: bool) -> None:
+        """While True, every endpoint answers 503 (Auth0 unreachable)."""
+        self._unavailable = down
+
+    def register_grant(
+        self, grant_type: str, handler: GrantHandler, *, public_clients: bool = False
+    ) -> None:
+        """Answer another ``grant_type`` at ``/oauth/token``.
+
+        The handler receives the request after client authentication. Confidential
+        clients may use every registered grant unless their ``grant_types`` says
+        otherwise; public clients only when ``public_clients`` is True.
+        """
+        self._grants[grant_type] = handler
+        if public_clients:
+            self._public_grants.add(grant_type)
+
+    def user_by_sub(self, sub: str) -> IdpUser | None:
+        return self._users_by_sub.get(sub)
+
+    def app(self) -> web.Application:
+        """A new aiohttp application serving this provider's (shared) state."""
+        app = web.Application(middlewares=[self._availability_middleware])
+        app.router.add_get("/.well-known/openid-configuration", self._discovery)
+        app.router.add_get("/.well-known/jwks.json", self._jwks)
+        app.router.add_get("/authorize", self._authorize)
+        app.router.add_post("/authorize/login", self._login)
+        app.router.add_post("/oauth/token", self._token)
+        app.router.add_post("/oauth/revoke", self._revoke)
+        app.router.add_get("/userinfo", self._userinfo)
+        return app
+
+    # -- plumbing ----------------------------------------------------------------
+
+    @web.middleware
+    async def _availability_middleware(
+        self, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        if self._unavailable:
+            return web.json_response(
+                {
+                    "error": "temporarily_unavailable",
+                    "error_description": "The identity provider is unavailable",
+                },
+                status=503,
+                headers=_TOKEN_HEADERS,
+            )
+        return await handler(request)
+
+    def _issuer_for(self, request: web.Request) -> str:
+        if self._issuer is None:
+            self._issuer = f"{request.scheme}://{request.host}/"
+        return self._issuer
+
+    def _client_may_use(self, client: IdpClient, grant_type: str) -> bool:
+        if client.grant_types is not None:
+            return grant_type in client.grant_types
+        return client.is_confidential or grant_type in self._public_grants
+
+    @staticmethod
+    async def _read_params(request: web.Request) -> dict[str, str]:
+        """Body parameters, JSON or form encoded (Auth0 accepts both).
+
+        Null and empty values count as absent (auth0-python sends ``"scope": ""`` and
+        ``"organization": null``).
+        """
+        items: list[tuple[str, object]]
+        if request.content_type == "application/json":
+            try:
+                raw = await request.json()
+            except ValueError:
+                raise OAuthError(400, "invalid_request", "Malformed JSON body") from None
+            if not isinstance(raw, dict):
+                raise OAuthError(400, "invalid_request", "The body must be a JSON object")
+            items = list(raw.items())
+        else:
+            items = list((await request.post()).items())
+        params: dict[str, str] = {}
+        for key, value in items:
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str):
+                raise OAuthError(400, "invalid_request", f"Invalid value for parameter: {key}")
+            if key in params:
+                raise OAuthError(400, "invalid_request", f"Duplicate parameter: {key}")
+            params[key] = value
+        return params
+
+    @staticmethod
+    def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise OAuthError(400, "invalid_request", "Malformed Authorization header") from None
+        client_id, sep, secret = decoded.partition(":")
+        if not sep:
+            raise OAuthError(400, "invalid_request", "Malformed Authorization header")
+        # RFC 6749 §2.3.1: both parts are form-urlencoded before joining.
+        return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
+
+    def _authenticate_client(self, request: web.Request, params: Mapping[str, str]) -> IdpClient:
+        body_id = params.get("client_id")
+        body_secret = params.get("client_secret")
+        if "client_assertion" in params:
+            raise OAuthError(
+                400, "invalid_request", "client_assertion is not supported by this provider"
+            )
+        basic = self._basic_credentials(request)
+        client_id: str | None
+        secret: str | None
+        if basic is not None:
+            if body_secret is not None:
+                raise OAuthError(
+                    400, "invalid_request", "Use only one client authentication method"
+                )
+            if body_id is not None and body_id != basic[0]:
+                raise OAuthError(
+                    400, "invalid_request", "client_id does not match the Authorization header"
+                )
+            client_id, secret = basic[0], basic[1] or None
+        else:
+            client_id, secret = body_id, body_secret
+        if client_id is None:
+            raise OAuthError(400, "invalid_request", "Missing required parameter: client_id")
+        client = self._clients.get(client_id)
+        if client is None:
+            raise _unauthorized_client()
+        if client.is_confidential:
+            if secret is None:
+                raise OAuthError(401, "invalid_client", "Client authentication is required")
+            if not hmac.compare_digest(secret.encode(), client.client_secret.encode()):
+                raise _unauthorized_client()
+        return client
+
+    # -- discovery and keys ------------------------------------------------------
+
+    async def _discovery(self, request: web.Request) -> web.Response:
+        issuer = self._issuer_for(request)
+        scopes = list(OIDC_SCOPES)
+        for user in self._users:
+            scopes.extend(p for p in user.permissions if p not in scopes)
+        return web.json_response(
+            {
+                "issuer": issuer,
+                "authorization_endpoint": issuer + "authorize",
+                "token_endpoint": issuer + "oauth/token",
+                "userinfo_endpoint": issuer + "userinfo",
+                "jwks_uri": issuer + ".well-known/jwks.json",
+                "revocation_endpoint": issuer + "oauth/revoke",
+                "backchannel_authentication_endpoint": issuer + "bc-authorize",
+                "backchannel_token_delivery_modes_supported": ["poll"],
+                "scopes_supported": scopes,
+                "response_types_supported": ["code"],
+                "response_modes_supported": ["query"],
+                "grant_types_supported": list(self._grants),
+                "code_challenge_methods_supported": ["S256"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": [ALGORITHM],
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_basic",
+                    "client_secret_post",
+                    "none",
+                ],
+                "claims_supported": [
+                    "aud",
+                    "auth_time",
+                    "email",
+                    "email_verified",
+                    "exp",
+                    "iat",
+                    "iss",
+                    "name",
+                    "nickname",
+                    "nonce",
+                    "sub",
+                ],
+                "request_uri_parameter_supported": False,
+            }
+        )
+
+    async def _jwks(self, request: web.Request) -> web.Response:
+        return web.json_response(self._keys.jwks(), headers={"Cache-Control": "max-age=15"})
+
+    # -- /authorize and the login page -------------------------------------------
+
+    @staticmethod
+    def _html(body: str, status: int = 200) -> web.Response:
+        return web.Response(
+            text=body, status=status, content_type="text/html", headers=_HTML_HEADERS
+        )
+
+    @staticmethod
+    def _redirect(
+        redirect_uri: str, params: Mapping[str, str | None], cookie: str | None = None
+    ) -> web.Response:
+        query = {k: v for k, v in params.items() if v is not None}
+        response = web.Response(
+            status=302,
+            headers={"Location": str(URL(redirect_uri).update_query(query)), **_TOKEN_HEADERS},
+        )
+        if cookie is not None:
+            response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Lax", path="/")
+        return response
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        self._issuer_for(request)
+        query = request.query
+        client = self._clients.get(query.get("client_id", ""))
+        if client is None:
+            return self._html(
+                templates.error_page(
+                    "invalid_request", f"Unknown client: {query.get('client_id', '')}"
+                ),
+                status=400,
+            )
+        redirect_uri = query.get("redirect_uri", "")
+        if redirect_uri not in client.callback_urls:
+            # Never redirect to a URL the application did not register.
+            return self._html(
+                templates.error_page(
+                    "Callback URL mismatch.",
+                    f"{redirect_uri or '(none)'} is not in the list of allowed callback URLs.",
+                ),
+                status=400,
+            )
+        state = query.get("state")
+
+        def fail(error: str, description: str) -> web.Response:
+            return self._redirect(
+                redirect_uri,
+                {"error": error, "error_description": description, "state": state},
+            )
+
+        response_type = query.get("response_type", "")
+        if response_type != "code":
+            return fail("unsupported_response_type", f"Unsupported response type: {response_type}")
+        if query.get("response_mode", "query") != "query":
+            return fail("invalid_request", "Only response_mode=query is supported")
+        if not self._client_may_use(client, GRANT_AUTHORIZATION_CODE):
+            return fail(
+                "unauthorized_client",
+                "Grant type 'authorization_code' not allowed for the client.",
+            )
+        challenge = query.get("code_challenge", "")
+        method = query.get("code_challenge_method", "")
+        if not challenge:
+            return fail("invalid_request", "Parameter 'code_challenge' is required (PKCE)")
+        if method != "S256":
+            return fail(
+                "invalid_request",
+                f"Unsupported code_challenge_method: {method or 'plain'} (use S256)",
+            )
+        if not _PKCE_CHALLENGE.match(challenge):
+            return fail("invalid_request", "Invalid code_challenge")
+        audience = query.get("audience")
+        if audience is not None and audience != self._audience:
+            return fail("access_denied", f"Service not found: {audience}")
+        scope = _split_scope(query.get("scope")) or ["openid"]
+        nonce = query.get("nonce")
+        prompts = set(query.get("prompt", "").split())
+
+        if "none" in prompts:
+            session = self._store.session(request.cookies.get(SESSION_COOKIE, ""))
+            user = self._users_by_sub.get(session[0]) if session else None
+            if session is None or user is None:
+                return fail("login_required", "Login required")
+            code = self._new_code(
+                client=client,
+                user=user,
+                scope=scope,
+                auth_time=session[1],
+                redirect_uri=redirect_uri,
+                nonce=nonce,
+                code_challenge=challenge,
+            )
+            return self._redirect(redirect_uri, {"code": code, "state": state})
+
+        tx = self._store.add_transaction(
+            client_id=client.client_id,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            state=state,
+            nonce=nonce,
+            code_challenge=challenge,
+        )
+        return self._html(
+            templates.login_page(
+                tx_id=tx.tx_id, client_id=client.client_id, scope=scope, users=self._users
+            )
+        )
+
+    def _new_code(
+        self,
+        *,
+        client: IdpClient,
+        user: IdpUser,
+        scope: list[str],
+        auth_time: int,
+        redirect_uri: str,
+        nonce: str | None,
+        code_challenge: str,
+    ) -> str:
+        # With RBAC, API scopes are granted only when the user holds the permission.
+        granted = [s for s in scope if s in OIDC_SCOPES or s in user.permissions]
+        grant = self._store.add_grant(
+            client_id=client.client_id, sub=user.sub, scope=granted, auth_time=auth_time
+        )
+        record = self._store.add_code(
+            grant=grant, redirect_uri=redirect_uri, nonce=nonce, code_challenge=code_challenge
+        )
+        return record.code
+
+    async def _login(self, request: web.Request) -> web.Response:
+        form = await request.post()
+
+        def field(name: str) -> str:
+            value = form.get(name)
+            return value if isinstance(value, str) else ""
+
+        tx = self._store.get_transaction(field("tx"))
+        if tx is None:
+            return self._html(
+                templates.error_page(
+                    "invalid_request",
+                    "This login request has expired or was already used. "
+                    "Start again from the application.",
+                ),
+                status=400,
+            )
+        if field("action") == "cancel":
+            self._store.consume_transaction(tx.tx_id)
+            return self._redirect(
+                tx.redirect_uri,
+                {
+                    "error": "access_denied",
+                    "error_description": "The user cancelled the login",
+                    "state": tx.state,
+                },
+            )
+        email = field("email")
+        user = self._users_by_email.get(email.strip().lower())
+        if user is None or not hmac.compare_digest(
+            field("password").encode(), user.password.encode()
+        ):
+            return self._html(
+                templates.login_page(
+                    tx_id=tx.tx_id,
+                    client_id=tx.client_id,
+                    scope=tx.scope,
+                    users=self._users,
+                    error="Wrong email or password.",
+                    email=email,
+                ),
+                status=401,
+            )
+        if self._store.consume_transaction(tx.tx_id) is None:
+            return self._html(
+                templates.error_page("invalid_request", "This login request was already used."),
+                status=400,
+            )
+        client = self._clients[tx.client_id]
+        auth_time = int(time.time())
+        code = self._new_code(
+            client=client,
+            user=user,
+            scope=tx.scope,
+            auth_time=auth_time,
+            redirect_uri=tx.redirect_uri,
+            nonce=tx.nonce,
+            code_challenge=tx.code_challenge,
+        )
+        log.info("dev login: %s for client %s", user.sub, client.client_id)
+        session_id = self._store.add_session(user.sub, auth_time)
+        return self._redirect(tx.redirect_uri, {"code": code, "state": tx.state}, session_id)
+
+    # -- /oauth/token ------------------------------------------------------------
+
+    async def _token(self, request: web.Request) -> web.Response:
+        self._issuer_for(request)
+        try:
+            params = await self._read_params(request)
+            grant_type = params.get("grant_type")
+            if grant_type is None:
+                raise OAuthError(400, "invalid_request", "Missing required parameter: grant_type")
+            handler = self._grants.get(grant_type)
+            if handler is None:
+                raise OAuthError(
+                    400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}"
+                )
+            client = self._authenticate_client(request, params)
+            if not self._client_may_use(client, grant_type):
+                raise OAuthError(
+                    403,
+                    "unauthorized_client",
+                    f"Grant type '{grant_type}' not allowed for the client.",
+                )
+            body = await handler(TokenRequest(params=params, client=client, request=request))
+        except OAuthError as exc:
+            return exc.response()
+        return web.json_response(body, headers=_TOKEN_HEADERS)
+
+    def issue_user_tokens(
+        self,
+        *,
+        user: IdpUser,
+        client: IdpClient,
+        scope: list[str],
+        grant: Grant | None,
+        nonce: str | None = None,
+        auth_time: int | None = None,
+        with_refresh_token: bool = False,
+    ) -> dict[str, Any]:
+        """Sign the tokens of a user grant and return Auth0's token response body.
+
+        The access token carries ``permissions`` (Auth0 RBAC) and, when ``openid`` is
+        in scope, the userinfo audience. The ID token is issued only for ``openid``;
+        ``email``/``email_verified`` need the ``email`` scope and ``name``/``nickname``
+        the ``profile`` scope, as in Auth0.
+        """
+        issuer = self._issuer or ""
+        now = int(time.time())
+        access_aud: str | list[str] = (
+            [self._audience, issuer + "userinfo"] if "openid" in scope else self._audience
+        )
+        access_token = self._keys.sign(
+            {
+                "iss": issuer,
+                "sub": user.sub,
+                "aud": access_aud,
+                "iat": now,
+                "exp": now + self._access_token_ttl,
+                "azp": client.client_id,
+                "scope": " ".join(scope),
+                "permissions": list(user.permissions),
+            }
+        )
+        self._store.record_access_token(grant, access_token)
+        body: dict[str, Any] = {
+            "access_token": access_token,
+            "expires_in": self._access_token_ttl,
+            "scope": " ".join(scope),
+            "token_type": "Bearer",
+        }
+        if "openid" in scope:
+            id_claims: dict[str, Any] = {
+                "iss": issuer,
+                "sub": user.sub,
+                "aud": client.client_id,
+                "iat": now,
+                "exp": now + self._id_token_ttl,
+                "auth_time": auth_time if auth_time is not None else now,
+            }
+            if nonce is not None:
+                id_claims["nonce"] = nonce
+            if "email" in scope:
+                id_claims["email"] = user.email
+                id_claims["email_verified"] = True
+            if "profile" in scope:
+                id_claims["name"] = user.name
+                id_claims["nickname"] = user.email.split("@", 1)[0]
+            body["id_token"] = self._keys.sign(id_claims)
+        if with_refresh_token and grant is not None:
+            body["refresh_token"] = self._store.add_refresh_token(grant)
+        return body
+
+    async def _grant_authorization_code(self, req: TokenRequest) -> dict[str, Any]:
+        code_value = req.require("code")
+        record = self._store.code(code_value)
+        if record is None or record.client_id != req.client.client_id:
+            raise OAuthError(403, "invalid_grant", "Invalid authorization code")
+        if record.used:
+            # RFC 6749 §4.1.2: a replayed code revokes what it already yielded.
+            self._store.revoke_grant(record.grant_id)
+            raise OAuthError(403, "invalid_grant", "Invalid authorization code")
+        # Any redemption attempt by the right client burns the code, so a wrong
+        # verifier cannot be retried against it.
+        record.used = True
+        if req.params.get("redirect_uri") != record.redirect_uri:
+            raise OAuthError(
+                403,
+                "invalid_grant",
+                "redirect_uri does not match the one used in the authorization request",
+            )
+        verifier = req.params.get("code_verifier")
+        if (
+            verifier is None
+            or not _PKCE_VERIFIER.match(verifier)
+            or not hmac.compare_digest(s256(verifier), record.code_challenge)
+        ):
+            raise OAuthError(403, "invalid_grant", "Failed to verify code verifier")
+        grant = self._store.grant(record.grant_id)
+        user = self._users_by_sub.get(grant.sub) if grant else None
+        if grant is None or user is None:
+            raise OAuthError(403, "invalid_grant", "Invalid authorization code")
+        return self.issue_user_tokens(
+            user=user,
+            client=req.client,
+            scope=grant.scope,
+            grant=grant,
+            nonce=record.nonce,
+            auth_time=grant.auth_time,
+            with_refresh_token="offline_access" in grant.scope
+            and self._client_may_use(req.client, GRANT_REFRESH_TOKEN),
+        )
+
+    async def _grant_refresh_token(self, req: TokenRequest) -> dict[str, Any]:
+        record = self._store.refresh_token(req.require("refresh_token"))
+        if record is None or record.client_id != req.client.client_id:
+            raise OAuthError(403, "invalid_grant", "Unknown or invalid refresh token.")
+        user = self._users_by_sub.get(record.sub)
+        grant = self._store.grant(record.grant_id)
+        if user is None or grant is None:
+            raise OAuthError(403, "invalid_grant", "Unknown or invalid refresh token.")
+        scope = record.scope
+        requested = _split_scope(req.params.get("scope"))
+        if requested:
+            extra = [s for s in requested if s not in record.scope]
+            if extra:
+                raise OAuthError(
+                    403, "invalid_scope", f"Scopes not granted to this token: {' '.join(extra)}"
+                )
+            scope = requested
+        # Non-rotating refresh tokens: the response carries no new refresh_token.
+        return self.issue_user_tokens(
+            user=user, client=req.client, scope=scope, grant=grant, auth_time=grant.auth_time
+        )
+
+    async def _grant_client_credentials(self, req: TokenRequest) -> dict[str, Any]:
+        audience = req.params.get("audience", self._audience)
+        if audience != self._audience:
+            raise OAuthError(403, "access_denied", f"Service not enabled within domain: {audience}")
+        now = int(time.time())
+        access_token = self._keys.sign(
+            {
+                "iss": self._issuer or "",
+                "sub": f"{req.client.client_id}@clients",
+                "aud": audience,
+                "iat": now,
+                "exp": now + self._access_token_ttl,
+                "azp": req.client.client_id,
+                "gty": "client-credentials",
+                "permissions": [],
+            }
+        )
+        return {
+            "access_token": access_token,
+            "expires_in": self._access_token_ttl,
+            "token_type": "Bearer",
+        }
+
+    # -- /oauth/revoke and /userinfo ---------------------------------------------
+
+    async def _revoke(self, request: web.Request) -> web.Response:
+        try:
+            params = await self._read_params(request)
+            client = self._authenticate_client(request, params)
+            token = params.get("token")
+            if token is None:
+                raise OAuthError(400, "invalid_request", "Missing required parameter: token")
+        except OAuthError as exc:
+            return exc.response()
+        record = self._store.refresh_token(token)
+        # Unknown tokens and other clients' tokens get the same 200 (RFC 7009 §2.2).
+        if record is not None and record.client_id == client.client_id:
+            self._store.revoke_refresh_tokens_like(record)
+        return web.Response(status=200, headers=_TOKEN_HEADERS)
+
+    async def _userinfo(self, request: web.Request) -> web.Response:
+        issuer = self._issuer_for(request)
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        claims: dict[str, Any] | None = None
+        if scheme.lower() == "bearer" and token:
+            claims = self._verify_access_token(token.strip(), issuer)
+        user = self._users_by_sub.get(str(claims.get("sub"))) if claims else None
+        if user is None:
+            return web.Response(
+                status=401,
+                text="Unauthorized",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        return web.json_response(
+            {
+                "sub": user.sub,
+                "name": user.name,
+                "nickname": user.email.split("@", 1)[0],
+                "email": user.email,
+                "email_verified": True,
+            }
+        )
+
+    def _verify_access_token(self, token: str, issuer: str) -> dict[str, Any] | None:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self._keys.public_key(kid) if isinstance(kid, str) else None
+            if key is None:
+                return None
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=issuer + "userinfo",
+                issuer=issuer,
+            )
+        except jwt.PyJWTError:
+            return None
+        if self._store.access_token_revoked(token):
+            return None
+        return claims
+
+
+@asynccontextmanager
+async def serve(
+    provider: DevIdentityProvider, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[str]:
+    """Run the provider on ``host:port`` (0 = any free port) and yield its base URL
+    (``http://HOST:PORT``, no trailing slash). Sets the issuer if none was given."""
+    runner = web.AppRunner(provider.app())
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_port = runner.addresses[0][1]
+        base_url = f"http://{host}:{bound_port}"
+        if provider.issuer is None:
+            provider.set_issuer(base_url + "/")
+        yield base_url
+    finally:
+        await runner.cleanup()

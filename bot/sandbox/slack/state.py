@@ -1,0 +1,706 @@
+"""In-memory state of the sandbox Slack workspace.
+
+Everything here is synchronous and single-threaded: the sandbox runs on one event loop and
+every mutation happens between awaits, so no locking is needed. Messages are kept as the
+JSON-shaped dicts Slack returns, so they can be handed to the bot and the page unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+JsonDict = dict[str, Any]
+
+SLACKBOT_ID = "USLACKBOT"
+MAX_TEXT = 40_000
+MAX_BLOCKS = 50
+RESPONSE_URL_TTL = 30 * 60.0
+RESPONSE_URL_MAX_USES = 5
+
+_MENTION = re.compile(r"(?<![\w<@])@([a-z0-9][a-z0-9._-]*)", re.IGNORECASE)
+
+
+@dataclass
+class SandboxUser:
+    """A member of the sandbox workspace (a person or the bot's user)."""
+
+    id: str
+    name: str
+    real_name: str
+    email: str
+    is_bot: bool = False
+
+
+@dataclass
+class SandboxSeed:
+    """The initial workspace: its team, members and channels ``(id, name, member ids)``."""
+
+    team_id: str
+    team_name: str
+    users: list[SandboxUser]
+    channels: list[tuple[str, str, list[str]]]
+
+
+def default_seed() -> SandboxSeed:
+    """The workspace the embedded default and the tests start from."""
+    humans = [
+        SandboxUser("U0ALICE", "alice", "Alice Anders", "alice@example.com"),
+        SandboxUser("U0BOB", "bob", "Bob Brown", "bob@example.com"),
+        SandboxUser("U0CAROL", "carol", "Carol Chen", "carol@example.com"),
+        SandboxUser("U0DAVE", "dave", "Dave Diaz", "dave@example.com"),
+    ]
+    bot = SandboxUser("U0PMBOT", "pmbot", "pmbot", "pmbot@example.com", is_bot=True)
+    everyone = [u.id for u in humans] + [bot.id]
+    return SandboxSeed(
+        team_id="T0SANDBOX",
+        team_name="Sandbox",
+        users=[*humans, bot],
+        channels=[
+            ("C0GENERAL", "general", everyone),
+            ("C0APOLLO", "apollo", ["U0ALICE", "U0BOB", bot.id]),
+            ("C0RANDOM", "random", [u for u in everyone if u != "U0DAVE"]),
+        ],
+    )
+
+
+class SandboxError(Exception):
+    """A request the sandbox refuses; ``error`` is a Slack-style error code."""
+
+    def __init__(self, error: str, detail: str | None = None, *, extra: JsonDict | None = None):
+        super().__init__(detail or error)
+        self.error = error
+        self.detail = detail
+        self.extra = extra or {}
+
+
+@dataclass
+class StoredMessage:
+    """A message plus who may see it (``visible_to`` is set for ephemeral messages)."""
+
+    data: JsonDict
+    visible_to: str | None = None
+
+    @property
+    def ts(self) -> str:
+        return str(self.data["ts"])
+
+    @property
+    def root_ts(self) -> str:
+        return str(self.data.get("thread_ts") or self.data["ts"])
+
+
+@dataclass
+class Conversation:
+    """A public channel or a direct message (``is_im``)."""
+
+    id: str
+    name: str | None
+    is_im: bool
+    members: list[str]
+    created: int
+    messages: list[StoredMessage] = field(default_factory=list)
+
+
+@dataclass
+class ResponseUrl:
+    """A ``response_url`` handed to the bot with a slash command or an interaction.
+
+    ``original_ts`` is the message that ``replace_original``/``delete_original`` act on: the
+    message holding the clicked button, or for a slash command the last response posted.
+    """
+
+    token: str
+    user_id: str
+    channel_id: str
+    created: float
+    original_ts: str | None = None
+    original_ephemeral: bool = False
+    thread_ts: str | None = None
+    uses: int = 0
+
+
+@dataclass
+class Fault:
+    """Pending 429 answers for one Web API method."""
+
+    remaining: int
+    retry_after: int
+
+
+class TsClock:
+    """Slack message timestamps: ``"<epoch seconds>.<6 digit micros>"``, strictly increasing."""
+
+    def __init__(self, now: Callable[[], float] = time.time) -> None:
+        self._now = now
+        self._last = 0
+
+    def next(self) -> str:
+        micros = max(int(self._now() * 1_000_000), self._last + 1)
+        self._last = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+def random_id(prefix: str, length: int = 10) -> str:
+    """An uppercase alphanumeric Slack-style id such as ``Ev0A1B2C3D4E``."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def parse_blocks(raw: Any) -> list[JsonDict] | None:
+    """Blocks as sent by a client (a list, or a JSON string in form bodies); None if absent.
+
+    Raises ``invalid_blocks`` for anything Slack would reject at the shape level.
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise SandboxError("invalid_blocks_format", "blocks is not valid JSON") from exc
+    if not isinstance(raw, list):
+        raise SandboxError("invalid_blocks_format", "blocks must be an array")
+    errors = validate_blocks(raw)
+    if errors:
+        raise SandboxError("invalid_blocks", "; ".join(errors), extra={"errors": errors})
+    blocks = copy.deepcopy(raw)
+    assign_ids(blocks)
+    return blocks
+
+
+def _text_object(obj: Any, where: str, *, plain_only: bool, limit: int) -> list[str]:
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        return [f"{where} must be a text object"]
+    kind = obj.get("type")
+    if kind not in ("plain_text", "mrkdwn") or (plain_only and kind != "plain_text"):
+        expected = "plain_text" if plain_only else "plain_text or mrkdwn"
+        return [f"{where}.type must be {expected}"]
+    if not obj["text"] and not plain_only:
+        return [f"{where}.text must not be empty"]
+    if len(obj["text"]) > limit:
+        return [f"{where}.text must be at most {limit} characters"]
+    return []
+
+
+def _element(el: Any, where: str) -> list[str]:
+    if not isinstance(el, dict) or not isinstance(el.get("type"), str):
+        return [f"{where} must be an object with a type"]
+    errors: list[str] = []
+    action_id = el.get("action_id")
+    if action_id is not None and (not isinstance(action_id, str) or len(action_id) > 255):
+        errors.append(f"{where}.action_id must be a string of at most 255 characters")
+    if el["type"] == "button":
+        errors += _text_object(el.get("text"), f"{where}.text", plain_only=True, limit=75)
+        value = el.get("value")
+        if value is not None and (not isinstance(value, str) or len(value) > 2000):
+            errors.append(f"{where}.value must be a string of at most 2000 characters")
+        if el.get("style") not in (None, "primary", "danger"):
+            errors.append(f"{where}.style must be primary or danger")
+    return errors
+
+
+def validate_blocks(blocks: list[Any]) -> list[str]:
+    """Shape checks for the Block Kit subset the product uses (Slack rejects these too)."""
+    errors: list[str] = []
+    if len(blocks) > MAX_BLOCKS:
+        errors.append(f"at most {MAX_BLOCKS} blocks are allowed")
+    block_ids: set[str] = set()
+    for i, block in enumerate(blocks):
+        where = f"blocks[{i}]"
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            errors.append(f"{where} must be an object with a type")
+            continue
+        block_id = block.get("block_id")
+        if block_id is not None:
+            if not isinstance(block_id, str) or len(block_id) > 255:
+                errors.append(f"{where}.block_id must be a string of at most 255 characters")
+            elif block_id in block_ids:
+                errors.append(f"{where}.block_id {block_id!r} is duplicated")
+            else:
+                block_ids.add(block_id)
+        kind = block["type"]
+        if kind == "header":
+            errors += _text_object(block.get("text"), f"{where}.text", plain_only=True, limit=150)
+        elif kind == "section":
+            has_text = "text" in block
+            fields = block.get("fields")
+            if not has_text and fields is None:
+                errors.append(f"{where} needs text or fields")
+            if has_text:
+                errors += _text_object(block["text"], f"{where}.text", plain_only=False, limit=3000)
+            if fields is not None:
+                if not isinstance(fields, list) or not 1 <= len(fields) <= 10:
+                    errors.append(f"{where}.fields must hold 1 to 10 text objects")
+                else:
+                    for j, f in enumerate(fields):
+                        errors += _text_object(
+                            f, f"{where}.fields[{j}]", plain_only=False, limit=2000
+                        )
+            if "accessory" in block:
+                errors += _element(block["accessory"], f"{where}.accessory")
+        elif kind == "context":
+            elements = block.get("elements")
+            if not isinstance(elements, list) or not 1 <= len(elements) <= 10:
+                errors.append(f"{where}.elements must hold 1 to 10 elements")
+        elif kind == "actions":
+            elements = block.get("elements")
+            if not isinstance(elements, list) or not 1 <= len(elements) <= 25:
+                errors.append(f"{where}.elements must hold 1 to 25 elements")
+            else:
+                seen: set[str] = set()
+                for j, el in enumerate(elements):
+                    errors += _element(el, f"{where}.elements[{j}]")
+                    aid = el.get("action_id") if isinstance(el, dict) else None
+                    if isinstance(aid, str):
+                        if aid in seen:
+                            errors.append(f"{where}.elements[{j}].action_id {aid!r} is duplicated")
+                        seen.add(aid)
+    return errors
+
+
+def assign_ids(blocks: list[JsonDict]) -> None:
+    """Give every block a ``block_id`` and every interactive element an ``action_id``.
+
+    Slack does the same for ids the app leaves out, and reports them in block_actions.
+    """
+    for block in blocks:
+        block.setdefault("block_id", random_id("", 5))
+        for el in interactive_elements(block):
+            el.setdefault("action_id", random_id("", 5))
+
+
+def interactive_elements(block: JsonDict) -> list[JsonDict]:
+    """The interactive elements of one block (actions elements or a section accessory)."""
+    found: list[JsonDict] = []
+    if block.get("type") == "actions" and isinstance(block.get("elements"), list):
+        found += [e for e in block["elements"] if isinstance(e, dict) and e.get("type") != "image"]
+    accessory = block.get("accessory")
+    if isinstance(accessory, dict) and accessory.get("type") != "image":
+        found.append(accessory)
+    return found
+
+
+def find_action(
+    blocks: list[JsonDict], action_id: str, block_id: str | None = None
+) -> tuple[JsonDict, JsonDict]:
+    """The ``(block, element)`` with this action_id (optionally in this block)."""
+    for block in blocks:
+        if block_id is not None and block.get("block_id") != block_id:
+            continue
+        for el in interactive_elements(block):
+            if el.get("action_id") == action_id:
+                return block, el
+    raise SandboxError("action_not_found", f"no element with action_id {action_id!r}")
+
+
+class Workspace:
+    """Users, conversations, messages, App Home views, response URLs and faults."""
+
+    def __init__(
+        self,
+        seed: SandboxSeed,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.team_id = seed.team_id
+        self.team_name = seed.team_name
+        self.domain = re.sub(r"[^a-z0-9-]", "", seed.team_name.lower()) or "sandbox"
+        self.users: dict[str, SandboxUser] = {}
+        for user in seed.users:
+            if user.id in self.users:
+                raise ValueError(f"duplicate user id {user.id}")
+            self.users[user.id] = user
+        bots = [u for u in seed.users if u.is_bot]
+        if not bots:
+            raise ValueError("the seed needs one bot user (is_bot=True) for the app")
+        self.bot = bots[0]
+        # Slack pairs a bot user U... with a bot id B... and an app id A...
+        self.bot_id = "B" + self.bot.id[1:]
+        self.app_id = "A" + self.bot.id[1:]
+        self._wall_clock = wall_clock
+        self._monotonic = monotonic
+        self.clock = TsClock(wall_clock)
+        created = int(wall_clock())
+        self.conversations: dict[str, Conversation] = {}
+        for cid, name, members in seed.channels:
+            unknown = [m for m in members if m not in self.users]
+            if unknown:
+                raise ValueError(f"channel {name} has unknown members {unknown}")
+            self.conversations[cid] = Conversation(cid, name, False, list(members), created)
+        self._ims: dict[frozenset[str], str] = {}
+        self._im_counter = 0
+        self._view_counter = 0
+        self.home_views: dict[str, JsonDict] = {}
+        self.response_urls: dict[str, ResponseUrl] = {}
+        self.faults: dict[str, Fault] = {}
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def user(self, user_id: str) -> SandboxUser:
+        try:
+            return self.users[user_id]
+        except KeyError:
+            raise SandboxError("user_not_found", f"no user {user_id!r}") from None
+
+    def human(self, user_id: str) -> SandboxUser:
+        """A user a person may act as (not the bot)."""
+        user = self.user(user_id)
+        if user.is_bot:
+            raise SandboxError("cannot_act_as_bot", "the sandbox acts only as human users")
+        return user
+
+    def open_im(self, a: str, b: str) -> tuple[Conversation, bool]:
+        """The DM between two users, created on first use; returns (dm, created)."""
+        self.user(a)
+        self.user(b)
+        key = frozenset((a, b))
+        existing = self._ims.get(key)
+        if existing is not None:
+            return self.conversations[existing], False
+        self._im_counter += 1
+        dm = Conversation(
+            f"D0{self._im_counter:07d}", None, True, sorted(key), int(self._wall_clock())
+        )
+        self.conversations[dm.id] = dm
+        self._ims[key] = dm.id
+        return dm, True
+
+    def find_im(self, a: str, b: str) -> Conversation | None:
+        cid = self._ims.get(frozenset((a, b)))
+        return self.conversations[cid] if cid else None
+
+    def conversation(self, ref: str, *, actor: str, create_im: bool = True) -> Conversation:
+        """Resolve a channel id, ``#name``/``name``, DM id, or a user id (the DM with ``actor``).
+
+        A DM that ``actor`` is not part of does not exist for them (``channel_not_found``).
+        """
+        if not isinstance(ref, str) or not ref:
+            raise SandboxError("channel_not_found", "channel is required")
+        conv: Conversation | None
+        if ref in self.users:
+            if create_im:
+                conv, _ = self.open_im(actor, ref)
+            else:
+                conv = self.find_im(actor, ref)
+        else:
+            conv = self.conversations.get(ref)
+            if conv is None:
+                name = ref.removeprefix("#")
+                conv = next(
+                    (c for c in self.conversations.values() if not c.is_im and c.name == name),
+                    None,
+                )
+        if conv is None or (conv.is_im and actor not in conv.members):
+            raise SandboxError("channel_not_found", f"no conversation {ref!r}")
+        return conv
+
+    def channel_name(self, conv: Conversation) -> str:
+        """The name Slack sends for a conversation in slash commands and payloads."""
+        return conv.name if conv.name is not None else "directmessage"
+
+    # -- messages --------------------------------------------------------------------------
+
+    def mentionize(self, text: str) -> str:
+        """Turn ``@name`` of a workspace member into ``<@ID>`` as the Slack client does."""
+        by_name = {u.name.lower(): u.id for u in self.users.values()}
+
+        def repl(m: re.Match[str]) -> str:
+            uid = by_name.get(m.group(1).lower())
+            return f"<@{uid}>" if uid else m.group(0)
+
+        return _MENTION.sub(repl, text)
+
+    def _base_message(self, user_id: str, text: str, blocks: list[JsonDict] | None) -> JsonDict:
+        msg: JsonDict = {"type": "message", "user": user_id, "text": text}
+        if user_id == self.bot.id:
+            msg["bot_id"] = self.bot_id
+            msg["app_id"] = self.app_id
+            msg["bot_profile"] = {
+                "id": self.bot_id,
+                "app_id": self.app_id,
+                "name": self.bot.name,
+                "team_id": self.team_id,
+                "deleted": False,
+            }
+        if blocks is not None:
+            msg["blocks"] = blocks
+        msg["team"] = self.team_id
+        return msg
+
+    def root_of(self, conv: Conversation, thread_ts: str) -> str:
+        """The parent ts a reply should hang from (replies to replies go to the parent)."""
+        parent = self.find(conv, thread_ts, viewer=None)
+        if parent is None:
+            raise SandboxError("thread_not_found", f"no message {thread_ts!r} in {conv.id}")
+        return parent.root_ts
+
+    def add_message(
+        self,
+        conv: Conversation,
+        *,
+        user_id: str,
+        text: str,
+        blocks: list[JsonDict] | None = None,
+        thread_ts: str | None = None,
+        visible_to: str | None = None,
+        extra: JsonDict | None = None,
+    ) -> StoredMessage:
+        """Append a message; ``thread_ts`` must name an existing message in ``conv``."""
+        if len(text) > MAX_TEXT:
+            raise SandboxError("msg_too_long", f"text is longer than {MAX_TEXT} characters")
+        data = self._base_message(user_id, text, blocks)
+        root = self.root_of(conv, thread_ts) if thread_ts else None
+        data["ts"] = self.clock.next()
+        if root is not None:
+            data["thread_ts"] = root
+            parent = self.find(conv, root, viewer=None)
+            if parent is not None:
+                data["parent_user_id"] = parent.data.get("user")
+        if extra:
+            data.update(extra)
+        stored = StoredMessage(data, visible_to)
+        conv.messages.append(stored)
+        return stored
+
+    def find(self, conv: Conversation, ts: str, *, viewer: str | None) -> StoredMessage | None:
+        """A message by ts; ephemeral ones only for their recipient (``viewer``)."""
+        for m in conv.messages:
+            if m.ts == ts and (m.visible_to is None or m.visible_to == viewer):
+                return m
+        return None
+
+    def render(self, conv: Conversation, m: StoredMessage) -> JsonDict:
+        """A copy of the message as Slack shows it, with thread summary fields on parents."""
+        out = copy.deepcopy(m.data)
+        if m.visible_to is None and "thread_ts" not in m.data:
+            replies = [
+                r
+                for r in conv.messages
+                if r.visible_to is None and r.data.get("thread_ts") == m.ts and r is not m
+            ]
+            if replies:
+                users: list[str] = []
+                for r in replies:
+                    uid = str(r.data.get("user"))
+                    if uid not in users:
+                        users.append(uid)
+                out["thread_ts"] = m.ts
+                out["reply_count"] = len(replies)
+                out["reply_users_count"] = len(users)
+                out["reply_users"] = users[:5]
+                out["latest_reply"] = replies[-1].ts
+        return out
+
+    def listing(self, conv: Conversation, viewer: str | None) -> list[JsonDict]:
+        """All messages of a conversation in ts order as ``viewer`` sees them.
+
+        Each carries ``channel``; ephemeral ones add ``is_ephemeral`` and ``visible_to``.
+        """
+        out: list[JsonDict] = []
+        for m in conv.messages:
+            if m.visible_to is not None and m.visible_to != viewer:
+                continue
+            item = self.render(conv, m)
+            item["channel"] = conv.id
+            if m.visible_to is not None:
+                item["is_ephemeral"] = True
+                item["visible_to"] = m.visible_to
+            out.append(item)
+        return out
+
+    def update_message(
+        self,
+        m: StoredMessage,
+        *,
+        text: str | None,
+        blocks: list[JsonDict] | None,
+        editor: str,
+    ) -> None:
+        """Replace text and/or blocks; omitted blocks are kept, ``[]`` removes them."""
+        if text is not None:
+            if len(text) > MAX_TEXT:
+                raise SandboxError("msg_too_long", f"text is longer than {MAX_TEXT} characters")
+            m.data["text"] = text
+        if blocks is not None:
+            if blocks:
+                m.data["blocks"] = blocks
+            else:
+                m.data.pop("blocks", None)
+        if m.visible_to is None:
+            m.data["edited"] = {"user": editor, "ts": self.clock.next()}
+
+    def delete_message(self, conv: Conversation, m: StoredMessage) -> None:
+        """Remove a message; a parent with replies leaves a tombstone, as in Slack."""
+        has_replies = m.visible_to is None and any(
+            r.data.get("thread_ts") == m.ts and r is not m for r in conv.messages
+        )
+        if has_replies and "thread_ts" not in m.data:
+            m.data = {
+                "type": "message",
+                "subtype": "tombstone",
+                "text": "This message was deleted.",
+                "user": SLACKBOT_ID,
+                "hidden": True,
+                "ts": m.ts,
+                "team": self.team_id,
+            }
+        else:
+            conv.messages.remove(m)
+
+    # -- App Home --------------------------------------------------------------------------
+
+    def publish_home(self, user_id: str, view: JsonDict, hash_: str | None) -> JsonDict:
+        """Store a user's App Home view (``hash`` guards against lost updates like Slack)."""
+        self.user(user_id)
+        if view.get("type") != "home":
+            raise SandboxError("invalid_arguments", "view.type must be home")
+        raw_blocks = view.get("blocks", [])
+        blocks = parse_blocks(raw_blocks) if raw_blocks is not None else []
+        current = self.home_views.get(user_id)
+        if hash_ is not None and current is not None and current["hash"] != hash_:
+            raise SandboxError("hash_conflict", "the view was changed since that hash")
+        if current is None:
+            self._view_counter += 1
+            view_id = f"V0{self._view_counter:07d}"
+        else:
+            view_id = current["id"]
+        stored: JsonDict = {
+            "id": view_id,
+            "team_id": self.team_id,
+            "type": "home",
+            "blocks": blocks or [],
+            "private_metadata": str(view.get("private_metadata", "")),
+            "callback_id": str(view.get("callback_id", "")),
+            "external_id": str(view.get("external_id", "")),
+            "state": {"values": {}},
+            "hash": f"{int(self._wall_clock())}.{secrets.token_hex(4)}",
+            "title": view.get("title"),
+            "close": None,
+            "submit": None,
+            "clear_on_close": False,
+            "notify_on_close": False,
+            "root_view_id": view_id,
+            "previous_view_id": None,
+            "app_id": self.app_id,
+            "app_installed_team_id": self.team_id,
+            "bot_id": self.bot_id,
+        }
+        self.home_views[user_id] = stored
+        return copy.deepcopy(stored)
+
+    # -- response URLs ---------------------------------------------------------------------
+
+    def new_response_url(
+        self,
+        *,
+        user_id: str,
+        channel_id: str,
+        original_ts: str | None = None,
+        original_ephemeral: bool = False,
+        thread_ts: str | None = None,
+    ) -> ResponseUrl:
+        ctx = ResponseUrl(
+            token=secrets.token_urlsafe(24),
+            user_id=user_id,
+            channel_id=channel_id,
+            created=self._monotonic(),
+            original_ts=original_ts,
+            original_ephemeral=original_ephemeral,
+            thread_ts=thread_ts,
+        )
+        self.response_urls[ctx.token] = ctx
+        return ctx
+
+    def response_url(self, token: str) -> ResponseUrl:
+        """A usable response URL: ``expired_url`` after 30 minutes, ``used_url`` after 5 uses.
+
+        The caller counts a use (``uses += 1``) once a response was applied.
+        """
+        ctx = self.response_urls.get(token)
+        if ctx is None:
+            raise SandboxError("expired_url", "unknown response_url")
+        if self._monotonic() - ctx.created > RESPONSE_URL_TTL:
+            raise SandboxError("expired_url", "the response_url is older than 30 minutes")
+        if ctx.uses >= RESPONSE_URL_MAX_USES:
+            raise SandboxError("used_url", "the response_url was already used 5 times")
+        return ctx
+
+    def respond(self, ctx: ResponseUrl, payload: JsonDict) -> JsonDict | None:
+        """Apply a response (from a response_url or a synchronous reply); returns the message.
+
+        ``delete_original`` removes the original; ``replace_original`` rewrites it in place;
+        otherwise a new message is posted, ephemeral to the user unless ``response_type`` is
+        ``in_channel``.
+        """
+        conv = self.conversations[ctx.channel_id]
+        original = None
+        if ctx.original_ts is not None:
+            viewer = ctx.user_id if ctx.original_ephemeral else None
+            original = self.find(conv, ctx.original_ts, viewer=viewer)
+        if _truthy(payload.get("delete_original")):
+            if original is not None:
+                self.delete_message(conv, original)
+            ctx.original_ts = None
+            return None
+        text = payload.get("text")
+        if text is not None and not isinstance(text, str):
+            raise SandboxError("invalid_payload", "text must be a string")
+        blocks = parse_blocks(payload.get("blocks"))
+        if not text and not blocks:
+            raise SandboxError("no_text", "text or blocks is required")
+        if _truthy(payload.get("replace_original")) and original is not None:
+            self.update_message(original, text=text or "", blocks=blocks or [], editor=self.bot.id)
+            return self.render(conv, original)
+        response_type = payload.get("response_type", "ephemeral")
+        if response_type not in ("ephemeral", "in_channel"):
+            raise SandboxError("invalid_payload", "response_type must be ephemeral or in_channel")
+        thread_ts = payload.get("thread_ts") or ctx.thread_ts
+        stored = self.add_message(
+            conv,
+            user_id=self.bot.id,
+            text=text or "",
+            blocks=blocks,
+            thread_ts=str(thread_ts) if thread_ts else None,
+            visible_to=ctx.user_id if response_type == "ephemeral" else None,
+        )
+        ctx.original_ts = stored.ts
+        ctx.original_ephemeral = stored.visible_to is not None
+        return self.render(conv, stored)
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def add_fault(self, method: str, times: int, retry_after: int) -> None:
+        if not isinstance(method, str) or not re.fullmatch(r"[a-zA-Z]+(\.[a-zA-Z]+)+", method):
+            raise SandboxError("invalid_method", "method must look like chat.postMessage")
+        if not isinstance(times, int) or isinstance(times, bool) or not 1 <= times <= 1000:
+            raise SandboxError("invalid_times", "times must be an integer from 1 to 1000")
+        if (
+            not isinstance(retry_after, int)
+            or isinstance(retry_after, bool)
+            or not 0 <= retry_after <= 3600
+        ):
+            raise SandboxError("invalid_retry_after", "retry_after must be 0..3600 seconds")
+        self.faults[method] = Fault(times, retry_after)
+
+    def take_fault(self, method: str) -> Fault | None:
+        fault = self.faults.get(method)
+        if fault is None:
+            return None
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            del self.faults[method]
+        return fault
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lower() in ("1", "true", "yes")
+    return bool(value)

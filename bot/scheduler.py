@@ -1,0 +1,34 @@
+"""Scheduled jobs (APScheduler on the bot's event loop).
+
+Jobs keep their state in the database, so a restart resumes where it stopped and several
+replicas can run the same job safely.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.wiring import Deps
+
+log = logging.getLogger(__name__)
+
+
+async def sweep_processed_events(deps: Deps) -> None:
+    removed = await deps.dedup.sweep()
+    if removed:
+        log.info("forgot %d processed Slack deliveries past their retry window", removed)
+
+
+def build_scheduler(deps: Deps) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
+    scheduler.add_job(
+        sweep_processed_events,
+        "interval",
+        minutes=10,
+        args=[deps],
+        id="sweep_processed_events",
+        replace_existing=True,
+    )
+    return scheduler

@@ -1,0 +1,77 @@
+"""Runs pmbot: database, Bolt app, web server, scheduler (and the sandbox in dev mode)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from bot.scheduler import build_scheduler
+from bot.settings import Mode, Settings
+from bot.slack_app import build_bolt_app
+from bot.storage.migrate import upgrade_async
+from bot.web import create_web_app
+from bot.wiring import Deps, open_deps
+
+log = logging.getLogger("pmbot")
+
+
+def mount_sandbox(app: web.Application, deps: Deps) -> None:
+    """Mount the local Slack workspace under /sandbox/ and send / there."""
+    from bot.sandbox.slack import SlackSandbox, default_seed
+
+    settings = deps.settings
+    sandbox = SlackSandbox(
+        seed=default_seed(),
+        signing_secret=settings.signing_secret,
+        bot_token=settings.bot_token,
+        events_url=f"{settings.base_url}/slack/events",
+        public_url=f"{settings.base_url}/sandbox",
+    )
+    app.add_subapp("/sandbox/", sandbox.app())
+
+    async def to_sandbox(_request: web.Request) -> web.Response:
+        raise web.HTTPFound("/sandbox/")
+
+    app.router.add_get("/", to_sandbox)
+    deps.extras["sandbox"] = sandbox
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event, socket_mode: bool = False) -> None:
+    if settings.sqlite_path() is not None:
+        # The embedded default migrates itself; production runs `pmbot migrate` on deploy.
+        await upgrade_async(settings.database_url)
+    async with open_deps(settings) as deps:
+        bolt = build_bolt_app(deps)
+        app = create_web_app(deps, bolt, slack_endpoint=not socket_mode)
+        if settings.mode is Mode.SANDBOX:
+            mount_sandbox(app, deps)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        scheduler = build_scheduler(deps)
+        scheduler.start()
+        socket_handler = None
+        if socket_mode:
+            from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+            assert settings.slack_app_token is not None
+            socket_handler = AsyncSocketModeHandler(
+                bolt, settings.slack_app_token.get_secret_value()
+            )
+            await socket_handler.connect_async()  # type: ignore[no-untyped-call]
+        if settings.mode is Mode.SANDBOX:
+            log.info("pmbot sandbox is running: open %s/ in your browser", settings.base_url)
+            print(f"pmbot sandbox: open {settings.base_url}/ in your browser", flush=True)
+        else:
+            log.info("pmbot listening on %s:%s", settings.host, settings.port)
+        try:
+            await stop.wait()
+        finally:
+            log.info("pmbot stopping")
+            if socket_handler is not None:
+                await socket_handler.close_async()  # type: ignore[no-untyped-call]
+            scheduler.shutdown(wait=False)
+            await runner.cleanup()

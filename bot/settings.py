@@ -1,0 +1,165 @@
+"""pmbot settings: the only place that reads the environment.
+
+Every setting is documented in the README table. ``load_settings`` turns validation
+failures into one :class:`SettingsError` listing every problem, so the CLI can print a
+readable list and exit non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Mode(enum.StrEnum):
+    """``sandbox``: local Slack + dev identity provider; ``production``: real Slack/Auth0."""
+
+    SANDBOX = "sandbox"
+    PRODUCTION = "production"
+
+
+class AuthzEngine(enum.StrEnum):
+    EMBEDDED = "embedded"
+    OPENFGA = "openfga"
+
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/pmbot.sqlite3"
+SANDBOX_SECRET = "sandbox-not-a-secret"  # noqa: S105 - the sandbox is local by design
+
+
+class Settings(BaseSettings):
+    """All configuration of pmbot, read once from the environment (and ``.env``)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    mode: Mode = Field(default=Mode.SANDBOX, alias="PMBOT_MODE")
+    host: str = Field(default="127.0.0.1", alias="PMBOT_HOST")
+    port: int = Field(default=3000, ge=0, le=65535, alias="PMBOT_PORT")
+    public_url: str | None = Field(default=None, alias="PMBOT_PUBLIC_URL")
+
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+
+    database_url: str = Field(default=DEFAULT_DATABASE_URL, alias="DATABASE_URL")
+
+    log_format: Literal["text", "json"] = Field(default="text", alias="LOG_FORMAT")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", alias="LOG_LEVEL"
+    )
+
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, alias="PMBOT_MAX_BODY_BYTES")
+    event_dedup_ttl_seconds: int = Field(default=3600, ge=60, alias="PMBOT_EVENT_DEDUP_TTL")
+
+    authz_engine: AuthzEngine = Field(default=AuthzEngine.EMBEDDED, alias="AUTHZ_ENGINE")
+    fga_api_url: str | None = Field(default=None, alias="FGA_API_URL")
+    fga_store_id: str | None = Field(default=None, alias="FGA_STORE_ID")
+    fga_model_id: str | None = Field(default=None, alias="FGA_MODEL_ID")
+    fga_api_token: SecretStr | None = Field(default=None, alias="FGA_API_TOKEN")
+    fga_timeout_ms: int = Field(default=2000, ge=50, alias="FGA_TIMEOUT_MS")
+    authz_cache_ttl_seconds: float = Field(default=10.0, ge=0, alias="AUTHZ_CACHE_TTL")
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url_ends_with_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        # Accept the common sync spellings and use the async driver for them.
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value[len("sqlite:///") :]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_credentials(self) -> Settings:
+        if self.mode is Mode.PRODUCTION:
+            missing = [
+                name
+                for name, value in (
+                    ("SLACK_BOT_TOKEN", self.slack_bot_token),
+                    ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
+                )
+                if value is None or not value.get_secret_value()
+            ]
+            if missing:
+                raise ValueError(f"production mode requires {', '.join(missing)}")
+        if self.mode is Mode.SANDBOX and "slack_api_url" not in self.model_fields_set:
+            # The sandbox's Slack Web API emulator is mounted on pmbot's own server.
+            self.slack_api_url = f"{self.base_url}/sandbox/api/"
+        if self.authz_engine is AuthzEngine.OPENFGA and not self.fga_api_url:
+            raise ValueError("AUTHZ_ENGINE=openfga requires FGA_API_URL")
+        return self
+
+    # -- derived values -------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """Where people and Slack reach this server (no trailing slash)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def signing_secret(self) -> str:
+        if self.slack_signing_secret is not None:
+            return self.slack_signing_secret.get_secret_value()
+        return SANDBOX_SECRET
+
+    @property
+    def bot_token(self) -> str:
+        if self.slack_bot_token is not None:
+            return self.slack_bot_token.get_secret_value()
+        return "xoxb-sandbox"
+
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file, if the database is a file-backed SQLite database."""
+        prefix = "sqlite+aiosqlite:///"
+        if self.database_url.startswith(prefix):
+            rest = self.database_url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return Path(rest.split("?", 1)[0])
+        return None
+
+
+class SettingsError(Exception):
+    """Invalid configuration: ``problems`` lists each one as ``NAME: message``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid settings:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = problems
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; raise :class:`SettingsError` listing all problems."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems: list[str] = []
+        for err in exc.errors():
+            loc = ".".join(str(part) for part in err["loc"]) or "settings"
+            name = _env_name(loc)
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")
+        raise SettingsError(problems) from None
+
+
+def _env_name(field_name: str) -> str:
+    field = Settings.model_fields.get(field_name)
+    if field is not None and field.alias:
+        return field.alias
+    return field_name.upper()

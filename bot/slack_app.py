@@ -1,0 +1,62 @@
+"""The Bolt app: built-in request checks, delivery de-duplication, handlers, error mapping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+
+from bot.dedup import delivery_key
+from bot.messages import user_message
+from bot.wiring import Deps
+
+log = logging.getLogger(__name__)
+
+
+def build_bolt_app(deps: Deps) -> AsyncApp:
+    app = AsyncApp(
+        client=deps.slack,
+        signing_secret=deps.settings.signing_secret,
+        # Ack first, work after: listeners run after the HTTP response is sent.
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+        logger=logging.getLogger("pmbot.bolt"),
+    )
+
+    @app.middleware
+    async def deduplicate(
+        req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        found = delivery_key(req.body)
+        if found is not None:
+            kind, key = found
+            if not await deps.dedup.claim(kind, key):
+                deps.metrics.duplicates.inc(kind)
+                log.info("ignored a redelivery of %s", key)
+                return BoltResponse(status=200, body="")
+        return await next()
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        deps.metrics.errors.inc("listener")
+        log.error("listener failed: %s", type(error).__name__, exc_info=error)
+        text = user_message(error)
+        try:
+            if context.respond is not None:
+                await context.respond(text=text, response_type="ephemeral", replace_original=False)
+            elif context.channel_id and context.user_id:
+                await deps.slack.chat_postEphemeral(
+                    channel=context.channel_id, user=context.user_id, text=text
+                )
+        except Exception as notify_error:
+            # Telling the user failed too; the error is already logged, keep serving.
+            log.warning("could not tell the user about an error: %s", notify_error)
+
+    from handlers import register_all
+
+    register_all(app, deps)
+    return app

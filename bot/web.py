@@ -1,0 +1,149 @@
+"""The aiohttp server: Slack endpoint, health, metrics (and the sandbox in dev mode)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from hashlib import sha256
+from urllib.parse import parse_qs
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+
+from bot.wiring import Deps
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_WINDOW_SECONDS = 300
+
+DEPS_KEY = web.AppKey("deps", Deps)
+BOLT_KEY = web.AppKey("bolt", AsyncApp)
+
+
+def verify_signature(secret: str, timestamp: str, signature: str, body: bytes, now: float) -> bool:
+    """Slack's v0 request signature with a 5 minute timestamp window."""
+    if not timestamp or not signature:
+        return False
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        return False
+    if abs(now - ts) > SIGNATURE_WINDOW_SECONDS:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret.encode(), base, sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
+
+
+def _kind(content_type: str, body: bytes) -> tuple[str, object]:
+    """Classify and parse a Slack body; raises ValueError when it is malformed."""
+    text = body.decode("utf-8")
+    if content_type == "application/json":
+        doc = json.loads(text)
+        if not isinstance(doc, dict):
+            raise ValueError("JSON body must be an object")
+        return ("url_verification" if doc.get("type") == "url_verification" else "event"), doc
+    if content_type == "application/x-www-form-urlencoded":
+        form = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text))
+        if "payload" in form:
+            payload = json.loads(form["payload"][0])
+            if not isinstance(payload, dict):
+                raise ValueError("payload must be an object")
+            return "interaction", payload
+        if "command" in form:
+            return "command", form
+        raise ValueError("form body is neither a command nor an interaction")
+    raise ValueError(f"unsupported content type {content_type or '(none)'}")
+
+
+async def slack_events(request: web.Request) -> web.Response:
+    deps = request.app[DEPS_KEY]
+    bolt = request.app[BOLT_KEY]
+    started = time.perf_counter()
+    kind = "unknown"
+
+    def done(response: web.Response) -> web.Response:
+        deps.metrics.requests.inc(kind, str(response.status))
+        deps.metrics.ack_latency.observe(time.perf_counter() - started, kind)
+        return response
+
+    if (request.content_length or 0) > deps.settings.max_body_bytes:
+        return done(web.json_response({"error": "body too large"}, status=413))
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return done(web.json_response({"error": "body too large"}, status=413))
+    if not verify_signature(
+        deps.settings.signing_secret,
+        request.headers.get("X-Slack-Request-Timestamp", ""),
+        request.headers.get("X-Slack-Signature", ""),
+        body,
+        time.time(),
+    ):
+        return done(web.json_response({"error": "invalid signature"}, status=401))
+    try:
+        kind, _parsed = _kind(request.content_type, body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        log.info("rejected a malformed Slack body: %s", exc)
+        return done(web.json_response({"error": "malformed body"}, status=400))
+
+    bolt_request = AsyncBoltRequest(
+        body=body.decode("utf-8"),
+        query=request.query_string,
+        headers={k: list(request.headers.getall(k)) for k in request.headers},
+    )
+    try:
+        bolt_response = await bolt.async_dispatch(bolt_request)
+    except Exception:
+        deps.metrics.errors.inc("dispatch")
+        log.exception("dispatch failed")
+        return done(web.json_response({"error": "internal error"}, status=500))
+    if bolt_response.status == 404 and kind == "event":
+        # An event type no listener handles: acknowledge it so Slack does not retry.
+        return done(web.Response(status=200))
+    return done(await to_aiohttp_response(bolt_response))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    deps = request.app[DEPS_KEY]
+    if await deps.db.ping():
+        return web.json_response({"status": "ok", "database": "ok"})
+    return web.json_response({"status": "unavailable", "database": "down"}, status=503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    deps = request.app[DEPS_KEY]
+    return web.Response(text=deps.metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """No traceback ever reaches a client; unexpected errors are logged and counted."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        request.app[DEPS_KEY].metrics.errors.inc("web")
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+def create_web_app(deps: Deps, bolt: AsyncApp, *, slack_endpoint: bool = True) -> web.Application:
+    app = web.Application(
+        client_max_size=deps.settings.max_body_bytes, middlewares=[error_middleware]
+    )
+    app[DEPS_KEY] = deps
+    app[BOLT_KEY] = bolt
+    if slack_endpoint:
+        app.router.add_post("/slack/events", slack_events)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+SCHEMA = REPO.parent / "shared" / "conformance" / "slack" / "manifest.schema.1.0.0.json"
+
+
+def _manifest() -> dict[str, object]:
+    doc = yaml.safe_load((REPO / "manifest.yml").read_text())
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_manifest_validates_against_slacks_schema() -> None:
+    if not SCHEMA.exists():
+        pytest.skip(f"Slack's manifest schema is not present at {SCHEMA}")
+    jsonschema.validate(_manifest(), json.loads(SCHEMA.read_text()))
+
+
+def test_manifest_declares_what_the_bot_uses() -> None:
+    manifest = _manifest()
+    settings = manifest["settings"]
+    features = manifest["features"]
+    assert isinstance(settings, dict) and isinstance(features, dict)
+    events = set(settings["event_subscriptions"]["bot_events"])
+    assert {"app_mention", "message.im", "app_home_opened"} <= events
+    assert settings["interactivity"]["is_enabled"] is True
+    assert [c["command"] for c in features["slash_commands"]] == ["/pm"]
+    assert features["app_home"]["home_tab_enabled"] is True
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])  # type: ignore[index]
+    assert {"app_mentions:read", "chat:write", "commands", "im:history", "im:write"} <= scopes
