@@ -66,25 +66,28 @@ class BatchItemResult:
 
 
 class ErrorCode(enum.IntEnum):
-    """OpenFGA validation error codes (openfga/api ErrorCode) that the engines surface."""
+    """OpenFGA error codes (openfga/api ``ErrorCode`` and ``NotFoundErrorCode``)."""
 
     validation_error = 2000
-    authorization_model_resolution_too_complex = 2001
-    invalid_write_input = 2002
-    cannot_allow_duplicate_tuples_in_one_request = 2003
-    cannot_allow_duplicate_types_in_one_request = 2004
-    cannot_allow_multiple_references_to_one_relation = 2005
-    invalid_continuation_token = 2006
-    invalid_tuple_set = 2007
-    invalid_check_input = 2008
-    invalid_expand_input = 2009
-    unsupported_user_set = 2010
-    invalid_object_format = 2011
+    authorization_model_not_found = 2001
+    authorization_model_resolution_too_complex = 2002
+    invalid_write_input = 2003
+    cannot_allow_duplicate_tuples_in_one_request = 2004
+    cannot_allow_duplicate_types_in_one_request = 2005
+    cannot_allow_multiple_references_to_one_relation = 2006
+    invalid_continuation_token = 2007
+    invalid_tuple_set = 2008
+    invalid_check_input = 2009
+    invalid_expand_input = 2010
+    unsupported_user_set = 2011
+    invalid_object_format = 2012
     write_failed_due_to_invalid_input = 2017
-    authorization_model_not_found = 2018
-    relation_not_found = 2020
+    authorization_model_assertions_not_found = 2018
+    latest_authorization_model_not_found = 2020
     type_not_found = 2021
-    invalid_user = 2022
+    relation_not_found = 2022
+    empty_relation_definition = 2023
+    invalid_user = 2025
     invalid_tuple = 2027
     unknown_relation = 2028
     store_id_invalid_length = 2030
@@ -92,6 +95,7 @@ class ErrorCode(enum.IntEnum):
     id_too_long = 2034
     invalid_authorization_model = 2036
     unsupported_schema_version = 2037
+    store_id_not_found = 5002
 
 
 class AuthzError(Exception):

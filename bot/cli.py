@@ -72,6 +72,71 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fga(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if args.fga_command == "conformance":
+        # Pure evaluation of a conformance file: needs no database or settings.
+        from authz.cli import fga_conformance
+
+        return fga_conformance(Path(args.file), sys.stdout)
+
+    from authz.cli import fga_check, fga_push
+    from bot.storage.db import Database
+    from bot.storage.migrate import upgrade
+    from bot.wiring import authz_config
+
+    settings = _settings_or_exit()
+    if settings.sqlite_path() is not None:
+        upgrade(settings.database_url)
+    config = authz_config(settings)
+
+    async def run() -> int:
+        db = Database(settings.database_url)
+        try:
+            if args.fga_command == "push":
+                model_id = await fga_push(config, engine=db.engine)
+                print(model_id)
+                return 0
+            if args.fga_command == "check":
+                allowed = await fga_check(
+                    config,
+                    engine=db.engine,
+                    user=args.user,
+                    relation=args.relation,
+                    object=args.object,
+                )
+                print("allowed" if allowed else "denied")
+                return 0 if allowed else 1
+            if args.fga_command == "serve":
+                from authz.embedded.engine import EmbeddedEngine
+                from authz.http_api import serve_fga
+
+                engine = EmbeddedEngine(engine=db.engine)
+                await engine.start()
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, stop.set)
+                print(f"OpenFGA API on http://{args.host}:{args.port}", flush=True)
+                try:
+                    await serve_fga(engine, args.host, args.port, stop)
+                finally:
+                    await engine.close()
+                return 0
+            raise AssertionError(args.fga_command)
+        finally:
+            await db.dispose()
+
+    from authz.ports import AuthzError
+
+    try:
+        return asyncio.run(run())
+    except AuthzError as exc:
+        print(f"pmbot fga: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pmbot", description="pmbot, a project manager in Slack")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.add_argument("--downgrade", action="store_true", help="downgrade to REVISION")
     migrate.set_defaults(func=cmd_migrate)
+
+    fga = sub.add_parser("fga", help="authorization: push the model, check, conformance, serve")
+    fga_sub = fga.add_subparsers(dest="fga_command", required=True)
+    fga_sub.add_parser("push", help="write authz/model.fga to the configured store")
+    check = fga_sub.add_parser("check", help="check USER RELATION OBJECT")
+    check.add_argument("user")
+    check.add_argument("relation")
+    check.add_argument("object")
+    conformance = fga_sub.add_parser("conformance", help="run an OpenFGA conformance file")
+    conformance.add_argument("file")
+    fga_serve = fga_sub.add_parser("serve", help="serve the embedded engine over the OpenFGA API")
+    fga_serve.add_argument("--host", default="127.0.0.1")
+    fga_serve.add_argument("--port", type=int, default=8080)
+    fga.set_defaults(func=cmd_fga)
     return parser
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 LabelValues = tuple[str, ...]
 
@@ -90,6 +90,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._series: list[Counter | Histogram] = []
+        self._collectors: list[tuple[str, str, Callable[[], Mapping[str, int]]]] = []
         self.requests = self.counter(
             "pmbot_slack_requests_total", "Slack requests received", ("kind", "status")
         )
@@ -113,8 +114,19 @@ class Registry:
         self._series.append(series)
         return series
 
+    def add_collector(
+        self, prefix: str, help_text: str, read: Callable[[], Mapping[str, int]]
+    ) -> None:
+        """Export counters another component keeps (read at scrape time)."""
+        self._collectors.append((prefix, help_text, read))
+
     def render(self) -> str:
         lines: list[str] = []
         for series in self._series:
             lines.extend(series.render())
+        for prefix, help_text, read in self._collectors:
+            for key, value in sorted(read().items()):
+                name = f"{prefix}_{key}_total"
+                lines += [f"# HELP {name} {help_text}: {key}", f"# TYPE {name} counter"]
+                lines.append(f"{name} {value}")
         return "\n".join(lines) + "\n"

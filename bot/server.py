@@ -9,7 +9,7 @@ from aiohttp import web
 
 from bot.scheduler import build_scheduler
 from bot.settings import Mode, Settings
-from bot.slack_app import build_bolt_app
+from bot.slack_app import build_bolt_app, drain_listeners
 from bot.storage.migrate import upgrade_async
 from bot.web import create_web_app
 from bot.wiring import Deps, open_deps
@@ -18,7 +18,9 @@ log = logging.getLogger("pmbot")
 
 
 def mount_sandbox(app: web.Application, deps: Deps) -> None:
-    """Mount the local Slack workspace under /sandbox/ and send / there."""
+    """Mount the local Slack workspace under /sandbox/ (and send / there) and the dev
+    identity provider under /idp/."""
+    from bot.sandbox.idp import DevIdentityProvider, IdpClient, default_users
     from bot.sandbox.slack import SlackSandbox, default_seed
 
     settings = deps.settings
@@ -36,6 +38,25 @@ def mount_sandbox(app: web.Application, deps: Deps) -> None:
 
     app.router.add_get("/", to_sandbox)
     deps.extras["sandbox"] = sandbox
+
+    idp = DevIdentityProvider(
+        issuer=settings.auth0_issuer,
+        users=default_users(),
+        clients=[
+            IdpClient(
+                client_id=settings.auth0_client_id or "",
+                client_secret=(
+                    settings.auth0_client_secret.get_secret_value()
+                    if settings.auth0_client_secret
+                    else ""
+                ),
+                callback_urls=[f"{settings.base_url}/auth/callback"],
+            )
+        ],
+        audience=settings.auth0_audience,
+    )
+    app.add_subapp("/idp/", idp.app())
+    deps.extras["idp"] = idp
 
 
 async def serve(settings: Settings, *, stop: asyncio.Event, socket_mode: bool = False) -> None:
@@ -75,3 +96,6 @@ async def serve(settings: Settings, *, stop: asyncio.Event, socket_mode: bool = 
                 await socket_handler.close_async()  # type: ignore[no-untyped-call]
             scheduler.shutdown(wait=False)
             await runner.cleanup()
+            left = await drain_listeners(within=10)
+            if left:
+                log.warning("%d listeners were still running at shutdown", left)

@@ -66,6 +66,25 @@ class Settings(BaseSettings):
     fga_timeout_ms: int = Field(default=2000, ge=50, alias="FGA_TIMEOUT_MS")
     authz_cache_ttl_seconds: float = Field(default=10.0, ge=0, alias="AUTHZ_CACHE_TTL")
 
+    auth0_domain: str | None = Field(default=None, alias="AUTH0_DOMAIN")
+    auth0_protocol: Literal["https", "http"] = Field(default="https", alias="AUTH0_PROTOCOL")
+    auth0_client_id: str | None = Field(default=None, alias="AUTH0_CLIENT_ID")
+    auth0_client_secret: SecretStr | None = Field(default=None, alias="AUTH0_CLIENT_SECRET")
+    auth0_audience: str = Field(default="https://pmbot.example.com/api", alias="AUTH0_AUDIENCE")
+    auth0_timeout_seconds: float = Field(default=10.0, gt=0, alias="AUTH0_TIMEOUT")
+    id_token_leeway_seconds: int = Field(default=30, ge=0, le=300, alias="ID_TOKEN_LEEWAY")
+    link_ttl_seconds: int = Field(default=600, ge=60, le=3600, alias="LINK_TTL")
+    token_encryption_keys: SecretStr | None = Field(default=None, alias="TOKEN_ENCRYPTION_KEYS")
+
+    @field_validator("token_encryption_keys")
+    @classmethod
+    def _keys_parse(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from bot.identity.crypto import parse_keyring
+
+            parse_keyring(value.get_secret_value())
+        return value
+
     @field_validator("slack_api_url")
     @classmethod
     def _api_url_ends_with_slash(cls, value: str) -> str:
@@ -86,23 +105,38 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _production_needs_credentials(self) -> Settings:
-        if self.mode is Mode.PRODUCTION:
-            missing = [
-                name
-                for name, value in (
-                    ("SLACK_BOT_TOKEN", self.slack_bot_token),
-                    ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
-                )
-                if value is None or not value.get_secret_value()
-            ]
-            if missing:
-                raise ValueError(f"production mode requires {', '.join(missing)}")
+    def _complete_and_consistent(self) -> Settings:
         if self.mode is Mode.SANDBOX and "slack_api_url" not in self.model_fields_set:
             # The sandbox's Slack Web API emulator is mounted on pmbot's own server.
             self.slack_api_url = f"{self.base_url}/sandbox/api/"
+        if self.mode is Mode.SANDBOX and "auth0_domain" not in self.model_fields_set:
+            # The sandbox's dev identity provider is mounted on pmbot's own server.
+            self.auth0_domain = f"{self.host}:{self.port}/idp"
+            self.auth0_protocol = "http"
+            self.auth0_client_id = self.auth0_client_id or "pmbot-sandbox"
+            if self.auth0_client_secret is None:
+                self.auth0_client_secret = SecretStr(SANDBOX_SECRET)
+        problems: list[str] = []
+        if self.mode is Mode.PRODUCTION:
+            required: list[tuple[str, object]] = [
+                ("SLACK_BOT_TOKEN", self.slack_bot_token),
+                ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
+                ("AUTH0_DOMAIN", self.auth0_domain),
+                ("AUTH0_CLIENT_ID", self.auth0_client_id),
+                ("AUTH0_CLIENT_SECRET", self.auth0_client_secret),
+                ("TOKEN_ENCRYPTION_KEYS", self.token_encryption_keys),
+            ]
+            missing = [
+                name
+                for name, value in required
+                if not (value.get_secret_value() if isinstance(value, SecretStr) else value)
+            ]
+            if missing:
+                problems.append(f"production mode requires {', '.join(missing)}")
         if self.authz_engine is AuthzEngine.OPENFGA and not self.fga_api_url:
-            raise ValueError("AUTHZ_ENGINE=openfga requires FGA_API_URL")
+            problems.append("AUTHZ_ENGINE=openfga requires FGA_API_URL")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     # -- derived values -------------------------------------------------------------
@@ -125,6 +159,18 @@ class Settings(BaseSettings):
         if self.slack_bot_token is not None:
             return self.slack_bot_token.get_secret_value()
         return "xoxb-sandbox"
+
+    @property
+    def auth0_issuer(self) -> str:
+        """The exact ``iss`` of Auth0 tokens: ``https://DOMAIN/``."""
+        return f"{self.auth0_protocol}://{self.auth0_domain}/"
+
+    @property
+    def encryption_keyring(self) -> str:
+        if self.token_encryption_keys is not None:
+            return self.token_encryption_keys.get_secret_value()
+        # The sandbox keeps only dev identities; a fixed dev key keeps links across restarts.
+        return "dev:" + "ZGV2LW9ubHktcG1ib3Qtc2FuZGJveC1rZXktMzJieXQ="
 
     def sqlite_path(self) -> Path | None:
         """The SQLite file, if the database is a file-backed SQLite database."""

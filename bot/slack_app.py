@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -46,7 +47,7 @@ def build_bolt_app(deps: Deps) -> AsyncApp:
         log.error("listener failed: %s", type(error).__name__, exc_info=error)
         text = user_message(error)
         try:
-            if context.respond is not None:
+            if context.response_url and context.respond is not None:
                 await context.respond(text=text, response_type="ephemeral", replace_original=False)
             elif context.channel_id and context.user_id:
                 await deps.slack.chat_postEphemeral(
@@ -60,3 +61,23 @@ def build_bolt_app(deps: Deps) -> AsyncApp:
 
     register_all(app, deps)
     return app
+
+
+def _is_listener_task(task: asyncio.Task[object]) -> bool:
+    coro = task.get_coro()
+    name = getattr(coro, "__qualname__", "")
+    # Bolt runs each listener after the ack in a task of this coroutine.
+    return "run_ack_function_asynchronously" in name or "AsyncioListenerRunner" in name
+
+
+async def drain_listeners(within: float = 10.0) -> int:
+    """Wait for listeners still running after their ack (graceful shutdown).
+
+    Returns how many were still running when ``within`` seconds ran out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        pending = [t for t in asyncio.all_tasks() if not t.done() and _is_listener_task(t)]
+        if not pending or loop.time() >= deadline:
+            return len(pending)
+        await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))

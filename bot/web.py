@@ -15,6 +15,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot.identity.routes import add_routes as add_auth_routes
 from bot.wiring import Deps
 
 log = logging.getLogger(__name__)
@@ -146,4 +147,5 @@ def create_web_app(deps: Deps, bolt: AsyncApp, *, slack_endpoint: bool = True) -
         app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    add_auth_routes(app, deps.identity, deps.slack)
     return app

@@ -11,13 +11,20 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import aiohttp
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from authz.cache import DecisionCache
+from authz.factory import AuthzConfig, open_authorizer
 from bot.dedup import Deduplicator
+from bot.identity.auth0 import Auth0Client
+from bot.identity.crypto import TokenCipher
+from bot.identity.service import IdentityService
+from bot.identity.tokens import JwksCache, TokenVerifier
 from bot.metrics import Registry
 from bot.settings import Settings
 from bot.storage.db import Database
@@ -32,8 +39,12 @@ class Deps:
     settings: Settings
     db: Database
     slack: AsyncWebClient
+    http: aiohttp.ClientSession
     metrics: Registry
     dedup: Deduplicator
+    authz: DecisionCache
+    identity: IdentityService
+    auth0: Auth0Client
     extras: dict[str, object] = field(default_factory=dict)
 
 
@@ -50,17 +61,69 @@ def build_slack_client(settings: Settings) -> AsyncWebClient:
     )
 
 
+def authz_config(settings: Settings) -> AuthzConfig:
+    return AuthzConfig(
+        engine=settings.authz_engine.value,
+        fga_api_url=settings.fga_api_url,
+        fga_store_id=settings.fga_store_id,
+        fga_model_id=settings.fga_model_id,
+        fga_api_token=(
+            settings.fga_api_token.get_secret_value() if settings.fga_api_token else None
+        ),
+        timeout_ms=settings.fga_timeout_ms,
+        cache_ttl=settings.authz_cache_ttl_seconds,
+    )
+
+
+def build_auth0(settings: Settings) -> Auth0Client:
+    assert settings.auth0_domain and settings.auth0_client_id
+    secret = settings.auth0_client_secret
+    return Auth0Client(
+        domain=settings.auth0_domain,
+        protocol=settings.auth0_protocol,
+        client_id=settings.auth0_client_id,
+        client_secret=secret.get_secret_value() if secret else "",
+        audience=settings.auth0_audience,
+        timeout=settings.auth0_timeout_seconds,
+    )
+
+
 @asynccontextmanager
 async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> AsyncIterator[Deps]:
+    registry = metrics or Registry()
     async with AsyncExitStack() as stack:
         db = Database(settings.database_url)
         stack.push_async_callback(db.dispose)
-        slack = build_slack_client(settings)
-        deps = Deps(
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        authorizer = await stack.enter_async_context(
+            open_authorizer(authz_config(settings), engine=db.engine)
+        )
+        registry.add_collector("pmbot_authz_cache", "Authorization decisions", authorizer.stats)
+        auth0 = build_auth0(settings)
+        stack.callback(auth0.close)
+        verifier = TokenVerifier(
+            jwks=JwksCache(jwks_url=f"{auth0.base_url}/.well-known/jwks.json", session=http),
+            issuer=settings.auth0_issuer,
+            leeway=settings.id_token_leeway_seconds,
+        )
+        identity = IdentityService(
+            db=db,
+            auth0=auth0,
+            verifier=verifier,
+            cipher=TokenCipher(settings.encryption_keyring),
+            authorizer=authorizer,
+            callback_url=f"{settings.base_url}/auth/callback",
+            link_base_url=settings.base_url,
+            link_ttl=timedelta(seconds=settings.link_ttl_seconds),
+        )
+        yield Deps(
             settings=settings,
             db=db,
-            slack=slack,
-            metrics=metrics or Registry(),
+            slack=build_slack_client(settings),
+            http=http,
+            metrics=registry,
             dedup=Deduplicator(db=db, ttl=timedelta(seconds=settings.event_dedup_ttl_seconds)),
+            authz=authorizer,
+            identity=identity,
+            auth0=auth0,
         )
-        yield deps

@@ -8,6 +8,9 @@ Block = dict[str, Any]
 
 COMMANDS: list[tuple[str, str]] = [
     ("/pm help", "Show this help."),
+    ("/pm link", "Link your Slack account to your company (Auth0) account."),
+    ("/pm whoami", "Show the account you are linked to and its permissions."),
+    ("/pm unlink", "Unlink your account (revokes pmbot's access)."),
 ]
 
 
@@ -56,8 +59,8 @@ def help_blocks(intro: str | None = None) -> list[Block]:
         header("pmbot: your project manager in Slack"),
         section(f"*Commands*\n{lines}"),
         context(
-            "Not available yet: linking your account, answering project questions from "
-            "documents, scheduling meetings and approvals. I'll say so when you ask."
+            "Not available yet: answering project questions from documents, scheduling "
+            "meetings and approvals. I'll say so when you ask."
         ),
     ]
     return blocks
@@ -69,20 +72,59 @@ def help_text() -> str:
 
 def capabilities_reply() -> str:
     return (
-        "Hi! I'm pmbot, your project manager in Slack. Right now I can show my help "
-        "(`/pm help`). I can't answer project questions, schedule meetings or run approvals "
-        "yet, and I won't pretend to."
+        "Hi! I'm pmbot, your project manager in Slack. Your account is linked, so I know who "
+        "you are (`/pm whoami`). I can't answer project questions, schedule meetings or run "
+        "approvals yet, and I won't pretend to."
     )
 
 
-def home_view(user_id: str) -> Block:
+def link_button(url: str, text: str = "Link your account") -> Block:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "url": url,
+        "action_id": "open_link_url",
+        "style": "primary",
+    }
+
+
+def link_prompt_text(url: str) -> str:
+    return (
+        "Before I can help, link your Slack account to your company account: "
+        f"<{url}|link your account> (the link works once, for 10 minutes)."
+    )
+
+
+def link_prompt_blocks(url: str) -> list[Block]:
+    return [section(link_prompt_text(url)), actions(link_button(url))]
+
+
+def whoami_text(email: str | None, sub: str, permissions: list[str]) -> str:
+    perms = ", ".join(f"`{p}`" for p in permissions) or "none"
+    return f"You are linked as *{email or sub}* (`{sub}`).\nPermissions: {perms}"
+
+
+def home_view(user_id: str, *, linked_as: str | None, link_url: str | None = None) -> Block:
+    if linked_as:
+        status = [
+            section(f":white_check_mark: Linked as *{linked_as}*."),
+            context("`/pm whoami` shows your permissions; `/pm unlink` removes the link."),
+        ]
+    else:
+        status = [section(":warning: Your Slack account is not linked yet.")]
+        if link_url:
+            status.append(actions(link_button(link_url, "Open the sign-in page")))
+        else:
+            status.append(actions(button("Link your account", "link_account", style="primary")))
     return {
         "type": "home",
         "blocks": [
             header("pmbot"),
             section(f"Hello <@{user_id}>! I'm your project manager in Slack."),
             divider(),
-            section("*What I can do today*\n• `/pm help`: list my commands"),
+            *status,
+            divider(),
+            section("*Commands*\n" + "\n".join(f"• `{c}`: {w}" for c, w in COMMANDS)),
             context("Mention me in a channel or send me a DM; type `/pm help` anywhere."),
         ],
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.errors import InputTooLong, UnknownCommand
 from bot.messages import user_message
@@ -25,21 +25,41 @@ def parse(text: str) -> tuple[str, str]:
 
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.command("/pm")
-    async def pm_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+    async def pm_command(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
+        # Ack at once (Slack's 3 s budget); every answer goes through response_url.
+        await ack()
         text = str(command.get("text") or "")
+        team_id, user_id = str(command.get("team_id", "")), str(command.get("user_id", ""))
         if len(text) > MAX_COMMAND_TEXT:
-            err = InputTooLong(len(text), MAX_COMMAND_TEXT)
-            await ack(response_type="ephemeral", text=user_message(err))
+            await respond(user_message(InputTooLong(len(text), MAX_COMMAND_TEXT)))
             return
         sub, _rest = parse(text)
-        if sub == "help":
-            await ack(
-                response_type="ephemeral", text=blocks.help_text(), blocks=blocks.help_blocks()
+        identity = deps.identity
+        if sub == "link":
+            url = await identity.start_link(team_id, user_id)
+            await respond(text=blocks.link_prompt_text(url), blocks=blocks.link_prompt_blocks(url))
+            return
+        if sub == "unlink":
+            removed = await identity.unlink(team_id, user_id)
+            await respond(
+                "Your account is unlinked and pmbot's access was revoked."
+                if removed
+                else "Your account was not linked."
             )
             return
+        linked = await identity.get(team_id, user_id)
+        if linked is None:
+            url = await identity.start_link(team_id, user_id)
+            prompt = blocks.link_prompt_blocks(url)
+            if sub == "help":
+                prompt += blocks.help_blocks()
+            await respond(text=blocks.link_prompt_text(url), blocks=prompt)
+            return
+        if sub == "whoami":
+            await respond(blocks.whoami_text(linked.email, linked.sub, sorted(linked.permissions)))
+            return
+        if sub == "help":
+            await respond(text=blocks.help_text(), blocks=blocks.help_blocks())
+            return
         intro = user_message(UnknownCommand(sub))
-        await ack(
-            response_type="ephemeral",
-            text=intro,
-            blocks=blocks.help_blocks(intro),
-        )
+        await respond(text=intro, blocks=blocks.help_blocks(intro))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp, AsyncSay
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncSay
 
 from bot.wiring import Deps
 from handlers import blocks
@@ -15,9 +15,19 @@ _IGNORED_SUBTYPES = {"message_changed", "message_deleted", "bot_message", "chann
 
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.event("message")
-    async def on_message(event: dict[str, Any], say: AsyncSay) -> None:
+    async def on_message(event: dict[str, Any], say: AsyncSay, context: AsyncBoltContext) -> None:
         if event.get("channel_type") != "im":
             return
         if event.get("bot_id") or event.get("subtype") in _IGNORED_SUBTYPES:
+            return
+        team_id, user_id = str(context.team_id or ""), str(event.get("user", ""))
+        if await deps.identity.get(team_id, user_id) is None:
+            url = await deps.identity.start_link(team_id, user_id)
+            await deps.slack.chat_postEphemeral(
+                channel=str(event["channel"]),
+                user=user_id,
+                text=blocks.link_prompt_text(url),
+                blocks=blocks.link_prompt_blocks(url),
+            )
             return
         await say(text=blocks.capabilities_reply())

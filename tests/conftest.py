@@ -21,7 +21,9 @@ from bot.storage.migrate import upgrade
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
-PG_ADMIN_URL = os.environ.get("PMBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get(
+    "PMBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

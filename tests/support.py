@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
 import hmac
+import io
 import json
+import re
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -15,23 +19,35 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.sandbox.idp import DevIdentityProvider, IdpClient, default_users
+from bot.sandbox.idp import serve as serve_idp
 from bot.sandbox.slack import SlackSandbox, default_seed
 from bot.settings import Settings, load_settings
-from bot.slack_app import build_bolt_app
+from bot.slack_app import build_bolt_app, drain_listeners
 from bot.web import create_web_app
 from bot.wiring import Deps, open_deps
 
 SIGNING_SECRET = "test-signing-secret-5f1d2c"
 BOT_TOKEN = "xoxb-test-bot-token-9a8b7c"
+CLIENT_ID = "pmbot-test"
+CLIENT_SECRET = "test-client-secret-77e1"
+AUDIENCE = "https://pmbot.test/api"
+ENCRYPTION_KEYS = "k1:" + base64.b64encode(b"k" * 32).decode()
+TEAM = "T0SANDBOX"
+_TX = re.compile(r"name='tx' value='([^']+)'")
 
 
-def sign(body: bytes, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+def sign(
+    body: bytes, *, secret: str = SIGNING_SECRET, timestamp: int | None = None
+) -> dict[str, str]:
     ts = str(int(time.time()) if timestamp is None else timestamp)
     digest = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256)
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": "v0=" + digest.hexdigest()}
 
 
-async def start_site(app: web.Application, sock: socket.socket | None = None) -> tuple[web.AppRunner, str]:
+async def start_site(
+    app: web.Application, sock: socket.socket | None = None
+) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     if sock is None:
@@ -53,6 +69,8 @@ class Harness:
     bot_url: str
     sandbox_url: str
     http: aiohttp.ClientSession
+    idp: DevIdentityProvider
+    idp_url: str
 
     @property
     def events_url(self) -> str:
@@ -62,9 +80,45 @@ class Harness:
         self, body: bytes, content_type: str, headers: dict[str, str] | None = None
     ) -> aiohttp.ClientResponse:
         all_headers = {"Content-Type": content_type, **sign(body), **(headers or {})}
-        async with self.http.post(self.events_url, data=body, headers=all_headers) as resp:
+        data = io.BytesIO(body) if len(body) > 64_000 else body
+        async with self.http.post(self.events_url, data=data, headers=all_headers) as resp:
             await resp.read()
             return resp
+
+    async def open_link_in_browser(self, link_url: str, browser: aiohttp.ClientSession) -> str:
+        """Open a link URL, confirm, and return the identity provider's login URL."""
+        async with browser.get(link_url) as page:
+            assert page.status == 200, await page.text()
+        async with browser.post(link_url, allow_redirects=False) as started:
+            assert started.status == 303, await started.text()
+            return started.headers["Location"]
+
+    async def log_in(self, authorize_url: str, browser: aiohttp.ClientSession, email: str) -> str:
+        """Sign in on the identity provider's page; return the callback URL (not followed)."""
+        async with browser.get(authorize_url) as page:
+            html = await page.text()
+            assert page.status == 200, html
+        match = _TX.search(html)
+        assert match is not None
+        handle = email.split("@", 1)[0]
+        form = {"tx": match.group(1), "email": email, "password": f"{handle}-password"}
+        async with browser.post(
+            f"{self.idp_url}/authorize/login", data=form, allow_redirects=False
+        ) as resp:
+            assert resp.status == 302, await resp.text()
+            return resp.headers["Location"]
+
+    async def link(self, user_id: str, email: str) -> str:
+        """Link a Slack user through the real flow; returns the final page's HTML."""
+        link_url = await self.deps.identity.start_link(TEAM, user_id)
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as browser:
+            authorize = await self.open_link_in_browser(link_url, browser)
+            callback = await self.log_in(authorize, browser, email)
+            async with browser.get(callback) as final:
+                html = await final.text()
+                assert final.status == 200, html
+                return html
 
     def event_envelope(self, event: dict[str, Any], event_id: str) -> bytes:
         return json.dumps(
@@ -76,9 +130,7 @@ class Harness:
                 "type": "event_callback",
                 "event_id": event_id,
                 "event_time": int(time.time()),
-                "authorizations": [
-                    {"team_id": "T0SANDBOX", "user_id": "U0PMBOT", "is_bot": True}
-                ],
+                "authorizations": [{"team_id": "T0SANDBOX", "user_id": "U0PMBOT", "is_bot": True}],
             }
         ).encode()
 
@@ -101,6 +153,20 @@ async def running_bot(database_url: str, **overrides: object) -> AsyncIterator[H
         )
         sandbox_runner, sandbox_url = await start_site(sandbox.app())
         stack.push_async_callback(sandbox_runner.cleanup)
+        sandbox.public_url = sandbox_url
+        idp = DevIdentityProvider(
+            issuer=None,
+            users=default_users(),
+            clients=[
+                IdpClient(
+                    client_id=CLIENT_ID,
+                    client_secret=CLIENT_SECRET,
+                    callback_urls=[f"{bot_url}/auth/callback"],
+                )
+            ],
+            audience=AUDIENCE,
+        )
+        idp_url = await stack.enter_async_context(serve_idp(idp))
         values: dict[str, object] = {
             "PMBOT_MODE": "production",
             "SLACK_BOT_TOKEN": BOT_TOKEN,
@@ -108,11 +174,18 @@ async def running_bot(database_url: str, **overrides: object) -> AsyncIterator[H
             "SLACK_API_URL": f"{sandbox_url}/api/",
             "DATABASE_URL": database_url,
             "PMBOT_PORT": bot_port,
+            "AUTH0_DOMAIN": idp_url.removeprefix("http://"),
+            "AUTH0_PROTOCOL": "http",
+            "AUTH0_CLIENT_ID": CLIENT_ID,
+            "AUTH0_CLIENT_SECRET": CLIENT_SECRET,
+            "AUTH0_AUDIENCE": AUDIENCE,
+            "TOKEN_ENCRYPTION_KEYS": ENCRYPTION_KEYS,
         }
         values.update(overrides)
         settings = load_settings(**values)
         deps = await stack.enter_async_context(open_deps(settings))
         bolt = build_bolt_app(deps)
+        stack.push_async_callback(drain_listeners)
         runner, _ = await start_site(create_web_app(deps, bolt), sock)
         stack.push_async_callback(runner.cleanup)
         http = await stack.enter_async_context(aiohttp.ClientSession())
@@ -123,4 +196,23 @@ async def running_bot(database_url: str, **overrides: object) -> AsyncIterator[H
             bot_url=bot_url,
             sandbox_url=sandbox_url,
             http=http,
+            idp=idp,
+            idp_url=idp_url,
         )
+
+
+async def eventually(predicate: Callable[[], Any], within: float = 5.0) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned), or fail."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"condition not met within {within} s")
+
+
+def from_bot(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages the bot posted (as the bot user)."""
+    return [m for m in messages if m.get("bot_id") or m.get("user") == "U0PMBOT"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, MetaData, String, func
+from sqlalchemy import DateTime, MetaData, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -33,3 +33,43 @@ class ProcessedEvent(Base):
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True
     )
+
+
+class LinkRequest(Base):
+    """A one-time account-linking request: its id is the OAuth ``state``.
+
+    Bound to one Slack user; expires after ``LINK_TTL``; ``started_at`` and ``consumed_at``
+    make each step single-use (set by conditional updates)."""
+
+    __tablename__ = "link_requests"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    slack_user_id: Mapped[str] = mapped_column(String(32))
+    code_verifier_enc: Mapped[str] = mapped_column(Text)
+    nonce: Mapped[str] = mapped_column(String(64))
+    browser_binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    consumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SlackLink(Base):
+    """A Slack user bound to an Auth0 identity, one-to-one within a workspace."""
+
+    __tablename__ = "slack_links"
+    __table_args__ = (UniqueConstraint("team_id", "sub", name="uq_slack_links_team_sub"),)
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sub: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    refresh_token_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    permissions: Mapped[str] = mapped_column(Text, default="[]")
+    permissions_expire_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

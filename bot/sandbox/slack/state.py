@@ -504,17 +504,20 @@ class Workspace:
 
         Each carries ``channel``; ephemeral ones add ``is_ephemeral`` and ``visible_to``.
         """
-        out: list[JsonDict] = []
-        for m in conv.messages:
-            if m.visible_to is not None and m.visible_to != viewer:
-                continue
-            item = self.render(conv, m)
-            item["channel"] = conv.id
-            if m.visible_to is not None:
-                item["is_ephemeral"] = True
-                item["visible_to"] = m.visible_to
-            out.append(item)
-        return out
+        return [
+            self.present(conv, m)
+            for m in conv.messages
+            if m.visible_to is None or m.visible_to == viewer
+        ]
+
+    def present(self, conv: Conversation, m: StoredMessage) -> JsonDict:
+        """One message as :meth:`listing` shows it."""
+        item = self.render(conv, m)
+        item["channel"] = conv.id
+        if m.visible_to is not None:
+            item["is_ephemeral"] = True
+            item["visible_to"] = m.visible_to
+        return item
 
     def update_message(
         self,
@@ -645,7 +648,7 @@ class Workspace:
         if ctx.original_ts is not None:
             viewer = ctx.user_id if ctx.original_ephemeral else None
             original = self.find(conv, ctx.original_ts, viewer=viewer)
-        if _truthy(payload.get("delete_original")):
+        if truthy(payload.get("delete_original")):
             if original is not None:
                 self.delete_message(conv, original)
             ctx.original_ts = None
@@ -656,9 +659,9 @@ class Workspace:
         blocks = parse_blocks(payload.get("blocks"))
         if not text and not blocks:
             raise SandboxError("no_text", "text or blocks is required")
-        if _truthy(payload.get("replace_original")) and original is not None:
+        if truthy(payload.get("replace_original")) and original is not None:
             self.update_message(original, text=text or "", blocks=blocks or [], editor=self.bot.id)
-            return self.render(conv, original)
+            return self.present(conv, original)
         response_type = payload.get("response_type", "ephemeral")
         if response_type not in ("ephemeral", "in_channel"):
             raise SandboxError("invalid_payload", "response_type must be ephemeral or in_channel")
@@ -673,7 +676,7 @@ class Workspace:
         )
         ctx.original_ts = stored.ts
         ctx.original_ephemeral = stored.visible_to is not None
-        return self.render(conv, stored)
+        return self.present(conv, stored)
 
     # -- faults ----------------------------------------------------------------------------
 
@@ -700,7 +703,7 @@ class Workspace:
         return fault
 
 
-def _truthy(value: Any) -> bool:
+def truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.lower() in ("1", "true", "yes")
     return bool(value)

@@ -24,6 +24,7 @@ from .state import (
     SandboxUser,
     Workspace,
     parse_blocks,
+    truthy,
 )
 
 T = TypeVar("T")
@@ -325,7 +326,7 @@ class WebApi:
         out: JsonDict = {"ok": True}
         if not created:
             out.update({"no_op": True, "already_open": True})
-        if _truthy(p.get("return_im")):
+        if truthy(p.get("return_im")):
             out["channel"] = self.channel_object(conv)
         else:
             out["channel"] = {"id": conv.id}
@@ -372,7 +373,9 @@ class WebApi:
             for m in conv.messages
             if m.visible_to is None and m.root_ts == root
         ]
-        page, cursor = paginate(thread, p, key=lambda m: str(m["ts"]), prefix="next_ts", default=100)
+        page, cursor = paginate(
+            thread, p, key=lambda m: str(m["ts"]), prefix="next_ts", default=100
+        )
         return {
             "ok": True,
             "messages": page,
@@ -424,7 +427,10 @@ async def _read_params(request: web.Request) -> JsonDict:
                 raise SandboxError("invalid_json")
             params.update(body)
     elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
+        try:
+            form = await request.post()
+        except ValueError:
+            raise SandboxError("invalid_form_data") from None
         params.update({k: v for k, v in form.items() if isinstance(v, str)})
     return params
 
@@ -442,12 +448,6 @@ def _opt_str(p: JsonDict, key: str) -> str | None:
     if value is None or value == "":
         return None
     return value if isinstance(value, str) else str(value)
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.lower() in ("1", "true", "yes")
-    return bool(value)
 
 
 def paginate(

@@ -44,8 +44,15 @@ def test_every_problem_is_listed_at_once() -> None:
 def test_production_requires_slack_credentials() -> None:
     with pytest.raises(SettingsError) as info:
         load_settings(PMBOT_MODE="production")
-    assert "SLACK_BOT_TOKEN" in info.value.problems[0]
-    assert "SLACK_SIGNING_SECRET" in info.value.problems[0]
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "AUTH0_DOMAIN",
+        "AUTH0_CLIENT_ID",
+        "AUTH0_CLIENT_SECRET",
+        "TOKEN_ENCRYPTION_KEYS",
+    ):
+        assert name in info.value.problems[0]
 
 
 def test_secrets_are_not_shown_in_repr() -> None:

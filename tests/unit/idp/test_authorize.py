@@ -11,7 +11,6 @@ from yarl import URL
 from bot.sandbox.idp import DevIdentityProvider, IdpClient, serve
 from tests.unit.idp import (
     CALLBACK,
-    WEB_CLIENT,
     authorize_params,
     login,
     make_provider,

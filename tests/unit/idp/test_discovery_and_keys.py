@@ -198,3 +198,18 @@ async def test_unavailable_provider_answers_503_everywhere(idp: Server) -> None:
     provider.set_unavailable(False)
     body = await asyncio.to_thread(token_api.client_credentials, AUDIENCE)
     assert body["token_type"] == "Bearer"
+
+
+async def test_id_token_lifetime_is_configurable() -> None:
+    provider = make_provider(id_token_ttl=-5)  # already expired when issued
+    async with serve(provider) as base_url, aiohttp.ClientSession() as http:
+        id_token = await _id_token(http, base_url)
+        verifier = TokenVerifier(
+            signature_verifier=AsymmetricSignatureVerifier(f"{base_url}/.well-known/jwks.json"),
+            issuer=f"{base_url}/",
+            audience=WEB_CLIENT.client_id,
+        )
+        with pytest.raises(TokenValidationError, match="Expiration Time"):
+            await asyncio.to_thread(verifier.verify, id_token, "nonce-abc")
+    claims = jwt.decode(id_token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == -5

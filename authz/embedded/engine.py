@@ -1,0 +1,811 @@
+"""The embedded OpenFGA engine as a service: many stores over the application's SQL database.
+
+Tuples live in SQL (:mod:`authz.embedded.sqlstore`, the source of truth). Each process keeps,
+per store it serves, an in-memory :class:`~authz.embedded.memory.MemoryTupleStore`, loaded
+at first use and kept current by following the store's changelog:
+
+* every ``sync_interval`` seconds in the background (after :meth:`EmbeddedEngine.start`);
+* before answering when the request asks for ``HIGHER_CONSISTENCY``;
+* right after this process's own writes, so they are visible to its next check;
+* before answering when the last successful catch-up is older than ``max_staleness``
+  (the background poller could not reach the database): if the database is still
+  unreachable the request fails with :class:`~authz.ports.AuthzUnavailable`, so a replica
+  cut off from the database stops answering from an old copy instead of granting access
+  that was revoked meanwhile.
+
+Checks, ListObjects and ListUsers then run on the in-memory indexes (microseconds), and
+several replicas can share one database. Concurrent catch-ups of one store are coalesced:
+a request waits for one that started after it arrived rather than starting its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import math
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from authz.embedded.authorizer import EmbeddedAuthorizer
+from authz.embedded.evaluator import DEFAULT_MAX_DEPTH, Evaluator
+from authz.embedded.memory import (
+    MemoryTupleStore,
+    is_valid_object,
+    is_valid_relation,
+    is_valid_user,
+    validate_tuple,
+)
+from authz.embedded.model import AuthorizationModel, model_from_json, model_to_json
+from authz.embedded.sqlstore import (
+    WRITE,
+    SqlStore,
+    StoreInfo,
+    StoreNotFoundError,
+    TupleChange,
+)
+from authz.ports import (
+    AuthzError,
+    AuthzEvaluationError,
+    AuthzValidationError,
+    BatchItemResult,
+    CheckRequest,
+    Consistency,
+    ReadResult,
+    TupleKey,
+)
+
+__all__ = [
+    "CODE_AUTHORIZATION_MODEL_NOT_FOUND",
+    "CODE_CANNOT_ALLOW_DUPLICATE_TUPLES_IN_ONE_REQUEST",
+    "CODE_EXCEEDED_ENTITY_LIMIT",
+    "CODE_INVALID_CONTINUATION_TOKEN",
+    "CODE_INVALID_WRITE_INPUT",
+    "CODE_LATEST_AUTHORIZATION_MODEL_NOT_FOUND",
+    "CODE_RELATION_NOT_FOUND",
+    "CODE_TYPE_NOT_FOUND",
+    "CODE_VALIDATION_ERROR",
+    "MAX_TUPLES_PER_WRITE",
+    "ChangesPage",
+    "EmbeddedEngine",
+    "StoreInfo",
+    "StoreNotFoundError",
+    "TimedReadResult",
+    "TupleChange",
+    "new_ulid",
+]
+
+log = logging.getLogger(__name__)
+
+# OpenFGA's numeric error codes (openfga/api errors.proto) for the errors raised here.
+CODE_VALIDATION_ERROR: Final = 2000
+CODE_AUTHORIZATION_MODEL_NOT_FOUND: Final = 2001
+CODE_INVALID_WRITE_INPUT: Final = 2003
+CODE_CANNOT_ALLOW_DUPLICATE_TUPLES_IN_ONE_REQUEST: Final = 2004
+CODE_INVALID_CONTINUATION_TOKEN: Final = 2007
+CODE_LATEST_AUTHORIZATION_MODEL_NOT_FOUND: Final = 2020
+CODE_TYPE_NOT_FOUND: Final = 2021
+CODE_RELATION_NOT_FOUND: Final = 2022
+CODE_EXCEEDED_ENTITY_LIMIT: Final = 2053
+
+MAX_TUPLES_PER_WRITE: Final = 100
+MAX_PAGE_SIZE: Final = 100
+
+OnConflict = Literal["ignore", "error"]
+_T = TypeVar("_T")
+
+# --------------------------------------------------------------------------------------------
+# Identifiers
+# --------------------------------------------------------------------------------------------
+
+_CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class _UlidFactory:
+    """ULIDs (48-bit millisecond time + 80 random bits, Crockford base32), monotonic within
+    the process so that ids created in the same millisecond still sort by creation."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = -1
+        self._last_rand = 0
+
+    def __call__(self) -> str:
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms <= self._last_ms:
+                ms, rand = self._last_ms, self._last_rand + 1
+                if rand >= 1 << 80:
+                    ms, rand = ms + 1, secrets.randbits(79)
+            else:
+                rand = secrets.randbits(79)  # room to increment within the millisecond
+            self._last_ms, self._last_rand = ms, rand
+        value = (ms << 80) | rand
+        return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -5, -5))
+
+
+new_ulid: Callable[[], str] = _UlidFactory()
+"""A new 26-character ULID (OpenFGA's id format for stores and models)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TimedReadResult(ReadResult):
+    """A :class:`ReadResult` that also carries when each tuple was written."""
+
+    timestamps: dict[TupleKey, datetime] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangesPage:
+    """One page of a store's changelog (OpenFGA's ReadChanges). The continuation token is
+    returned even when the page is empty, so a caller can poll with it."""
+
+    changes: list[TupleChange]
+    continuation_token: str
+
+
+def _encode_token(payload: dict[str, Any]) -> str:
+    raw = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> dict[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        payload = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        payload = None
+    if not isinstance(payload, dict):
+        raise AuthzValidationError(CODE_INVALID_CONTINUATION_TOKEN, "Invalid continuation token")
+    return payload
+
+
+def _invalid(message: str, code: int = CODE_VALIDATION_ERROR) -> AuthzValidationError:
+    return AuthzValidationError(code, message)
+
+
+def _evaluate(call: Callable[[], _T]) -> _T:
+    """Runs an evaluator call; a failure other than the documented errors (a bug) is a
+    decision that cannot be made, never an answer."""
+    try:
+        return call()
+    except AuthzError:
+        raise
+    except Exception as exc:
+        log.exception("authorization evaluation failed unexpectedly")
+        raise AuthzEvaluationError(f"evaluation failed: {exc.__class__.__name__}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# Per-store state
+# --------------------------------------------------------------------------------------------
+
+
+class _StoreState:
+    """The in-memory copy of one store and the bookkeeping of its catch-ups.
+
+    Catch-ups get increasing sequence numbers when they start; a request that arrives when
+    the next one to start is ``n`` is satisfied by any catch-up numbered ``n`` or later.
+    """
+
+    __slots__ = (
+        "cursor",
+        "done_seq",
+        "failed_seq",
+        "failure",
+        "latest_model_id",
+        "loaded",
+        "lock",
+        "next_seq",
+        "store_id",
+        "synced_at",
+        "tuples",
+    )
+
+    def __init__(self, store_id: str) -> None:
+        self.store_id = store_id
+        self.tuples = MemoryTupleStore()
+        self.cursor = 0
+        self.loaded = False
+        self.latest_model_id: str | None = None
+        self.lock = asyncio.Lock()
+        self.next_seq = 0
+        self.done_seq = -1
+        self.failed_seq = -1
+        self.failure: AuthzError | None = None
+        self.synced_at = -math.inf
+
+    def apply(self, changes: Sequence[TupleChange]) -> None:
+        """Applies changes in order (no await: evaluations never see half a catch-up)."""
+        store = self.tuples
+        for change in changes:
+            if change.operation == WRITE:
+                store.write((change.tuple_key,))
+            else:
+                store.delete((change.tuple_key,))
+        if changes:
+            self.cursor = changes[-1].id
+
+
+def _fresh_copy(exc: AuthzError) -> AuthzError:
+    """A new exception like ``exc``, for each request that waited on the failed catch-up."""
+    if isinstance(exc, StoreNotFoundError):
+        return StoreNotFoundError(exc.store_id)
+    if isinstance(exc, AuthzValidationError):
+        return AuthzValidationError(exc.code, exc.message)
+    return type(exc)(str(exc))
+
+
+# --------------------------------------------------------------------------------------------
+# The engine
+# --------------------------------------------------------------------------------------------
+
+
+class EmbeddedEngine:
+    """Multi-store embedded OpenFGA engine over the SQL database (SQLite or PostgreSQL).
+
+    ``max_staleness`` (default ``max(3 * sync_interval, 1)`` seconds) bounds how old the
+    in-memory copy may be before a request must catch up with the database itself. Without
+    :meth:`start` (no background poller), requests catch up whenever the copy is older than
+    ``sync_interval``; ``sync_interval=0`` catches up before every request. ``db_timeout``
+    bounds each database operation.
+
+    The engine does not own ``engine`` (the caller disposes it).
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        sync_interval: float = 1.0,
+        max_staleness: float | None = None,
+        db_timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if sync_interval < 0:
+            raise ValueError("sync_interval must be >= 0")
+        self.sql = SqlStore(engine, timeout=db_timeout)
+        self.max_depth = max_depth
+        self.sync_interval = sync_interval
+        self.max_staleness = max(3 * sync_interval, 1.0) if max_staleness is None else max_staleness
+        self._clock = clock
+        self._states: dict[str, _StoreState] = {}
+        self._models: dict[tuple[str, str], AuthorizationModel] = {}
+        self._poller: asyncio.Task[None] | None = None
+        self._poll_failing = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Starts the background catch-up (every ``sync_interval`` seconds, if > 0)."""
+        if self._poller is None and self.sync_interval > 0:
+            self._poller = asyncio.create_task(self._poll(), name="fga-changelog-poller")
+
+    async def close(self) -> None:
+        """Stops the background catch-up and forgets the in-memory copies."""
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        self._states.clear()
+
+    async def __aenter__(self) -> EmbeddedEngine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.sync_interval)
+            failed = False
+            for state in list(self._states.values()):
+                if not state.loaded:
+                    continue
+                try:
+                    await self._sync(state, state.next_seq)
+                except StoreNotFoundError:
+                    self._forget(state)
+                except AuthzError as exc:
+                    failed = True
+                    if not self._poll_failing:
+                        log.warning("authorization changelog catch-up failed: %s", exc)
+                except Exception:
+                    # Keep polling: requests would otherwise catch up themselves, slowly.
+                    failed = True
+                    log.exception("authorization changelog catch-up failed unexpectedly")
+            if self._poll_failing and not failed:
+                log.info("authorization changelog catch-up recovered")
+            self._poll_failing = failed
+
+    # -- stores ---------------------------------------------------------------------------
+
+    async def create_store(self, name: str) -> StoreInfo:
+        return await self.sql.create_store(new_ulid(), name)
+
+    async def find_or_create_store(self, name: str) -> tuple[StoreInfo, bool]:
+        """The oldest store called ``name``, created if there is none; ``(store, created)``.
+        Replicas starting at the same time agree on one store."""
+        return await self.sql.find_or_create_store(name, new_ulid())
+
+    async def get_store(self, store_id: str) -> StoreInfo | None:
+        return await self.sql.get_store(store_id)
+
+    async def list_stores(self) -> list[StoreInfo]:
+        """Every store, oldest first."""
+        return await self.sql.list_stores()
+
+    async def delete_store(self, store_id: str) -> None:
+        """Deletes the store, its models, tuples and changelog (a no-op if it is absent)."""
+        await self.sql.delete_store(store_id)
+        state = self._states.get(store_id)
+        if state is not None:
+            self._forget(state)
+        for key in [k for k in self._models if k[0] == store_id]:
+            del self._models[key]
+
+    def _forget(self, state: _StoreState) -> None:
+        if self._states.get(state.store_id) is state:
+            del self._states[state.store_id]
+
+    # -- models ---------------------------------------------------------------------------
+
+    async def write_model(self, store_id: str, model: AuthorizationModel) -> str:
+        """Stores ``model`` as the store's newest model; returns its new id."""
+        model_id = new_ulid()
+        await self.sql.insert_model(store_id, model_id, _model_text(model))
+        self._remember_model(store_id, model_id, model)
+        return model_id
+
+    async def ensure_model(self, store_id: str, model: AuthorizationModel) -> tuple[str, bool]:
+        """Stores ``model`` unless the store's latest model is the same definition;
+        ``(model_id, written)``. Pushing one model twice yields one model id."""
+
+        def same(text: str) -> bool:
+            try:
+                return _model_from_text(text) == model
+            except AuthzError:
+                return False
+
+        model_id, written = await self.sql.insert_model_unless_latest(
+            store_id, new_ulid(), _model_text(model), same
+        )
+        self._remember_model(store_id, model_id, model)
+        return model_id, written
+
+    def _remember_model(self, store_id: str, model_id: str, model: AuthorizationModel) -> None:
+        self._models[(store_id, model_id)] = model
+        state = self._states.get(store_id)
+        if state is not None and (state.latest_model_id or "") < model_id:
+            state.latest_model_id = model_id
+
+    async def read_model(
+        self, store_id: str, model_id: str | None = None
+    ) -> tuple[str, AuthorizationModel]:
+        """``(id, model)``: the given model, or the store's latest when ``model_id`` is None.
+
+        Raises :class:`AuthzValidationError` with ``authorization_model_not_found`` (2001)
+        for an unknown id, ``latest_authorization_model_not_found`` (2020) when the store has
+        no model, and :class:`StoreNotFoundError` for an unknown store.
+        """
+        if model_id is None:
+            model_id = await self._latest_model_id(store_id)
+        return model_id, await self._load_model(store_id, model_id)
+
+    async def list_models(self, store_id: str) -> list[tuple[str, AuthorizationModel]]:
+        """Every model of the store, newest first."""
+        if await self.sql.get_store(store_id) is None:
+            raise StoreNotFoundError(store_id)
+        out: list[tuple[str, AuthorizationModel]] = []
+        for model_id, text in await self.sql.list_models(store_id):
+            model = self._models.get((store_id, model_id))
+            if model is None:
+                model = self._models[(store_id, model_id)] = _model_from_text(text)
+            out.append((model_id, model))
+        return out
+
+    async def _latest_model_id(self, store_id: str) -> str:
+        state = self._states.get(store_id)
+        if state is not None and state.loaded and not self._is_stale(state):
+            latest = state.latest_model_id
+        else:
+            exists, latest = await self.sql.store_status(store_id)
+            if not exists:
+                raise StoreNotFoundError(store_id)
+        if latest is None:
+            raise _invalid(
+                f"No authorization models found for store '{store_id}'",
+                CODE_LATEST_AUTHORIZATION_MODEL_NOT_FOUND,
+            )
+        return latest
+
+    async def _load_model(self, store_id: str, model_id: str) -> AuthorizationModel:
+        model = self._models.get((store_id, model_id))
+        if model is not None:
+            return model
+        text = await self.sql.get_model(store_id, model_id)
+        if text is None:
+            raise _invalid(
+                f"Authorization Model '{model_id}' not found", CODE_AUTHORIZATION_MODEL_NOT_FOUND
+            )
+        model = self._models[(store_id, model_id)] = _model_from_text(text)
+        return model
+
+    async def _model_for(
+        self, state: _StoreState, model_id: str | None
+    ) -> tuple[str, AuthorizationModel]:
+        """The model a query on a freshly caught-up store runs against."""
+        if model_id is None:
+            model_id = state.latest_model_id
+            if model_id is None:
+                raise _invalid(
+                    f"No authorization models found for store '{state.store_id}'",
+                    CODE_LATEST_AUTHORIZATION_MODEL_NOT_FOUND,
+                )
+        return model_id, await self._load_model(state.store_id, model_id)
+
+    # -- catching up with the database ----------------------------------------------------
+
+    def authorizer(self, store_id: str, model_id: str | None = None) -> EmbeddedAuthorizer:
+        """The :class:`~authz.ports.Authorizer` of one store, pinned to ``model_id`` (or
+        following the store's latest model when None)."""
+        return EmbeddedAuthorizer(self, store_id, model_id)
+
+    def _is_stale(self, state: _StoreState) -> bool:
+        limit = self.max_staleness if self._poller is not None else self.sync_interval
+        return self._clock() - state.synced_at > limit
+
+    async def _ready(self, store_id: str, consistency: Consistency) -> _StoreState:
+        """The store's in-memory copy, caught up as the request requires."""
+        state = self._states.get(store_id)
+        if state is None:
+            state = self._states[store_id] = _StoreState(store_id)
+        if (
+            not state.loaded
+            or consistency is Consistency.HIGHER_CONSISTENCY
+            or self._is_stale(state)
+        ):
+            try:
+                await self._sync(state, state.next_seq)
+            except StoreNotFoundError:
+                self._forget(state)
+                raise
+        return state
+
+    async def _sync(self, state: _StoreState, ticket: int) -> None:
+        """Catches ``state`` up, unless a catch-up numbered ``ticket`` or later already ran
+        (then its outcome is reused)."""
+        async with state.lock:
+            if state.done_seq >= ticket:
+                return
+            if state.failed_seq >= ticket and state.failure is not None:
+                raise _fresh_copy(state.failure)
+            seq = state.next_seq
+            state.next_seq += 1
+            started = self._clock()
+            try:
+                await self._catch_up(state)
+            except AuthzError as exc:
+                state.failed_seq, state.failure = seq, exc
+                raise
+            state.done_seq, state.synced_at = seq, started
+
+    async def _catch_up(self, state: _StoreState) -> None:
+        exists, latest = await self.sql.store_status(state.store_id)
+        if not exists:
+            raise StoreNotFoundError(state.store_id)
+        if state.loaded:
+            changes = await self.sql.all_changes_after(state.store_id, state.cursor)
+            state.apply(changes)
+        else:
+            position, tuples = await self.sql.snapshot(state.store_id)
+            changes = await self.sql.all_changes_after(state.store_id, position)
+            state.tuples = MemoryTupleStore(tuples)
+            state.cursor = position
+            state.apply(changes)
+            state.loaded = True
+        if latest is not None and (state.latest_model_id or "") < latest:
+            state.latest_model_id = latest
+
+    # -- queries --------------------------------------------------------------------------
+
+    async def _evaluator(
+        self, store_id: str, model_id: str | None, consistency: Consistency
+    ) -> Evaluator:
+        state = await self._ready(store_id, consistency)
+        _, model = await self._model_for(state, model_id)
+        return Evaluator(model, state.tuples, max_depth=self.max_depth)
+
+    async def check(
+        self,
+        store_id: str,
+        model_id: str | None,
+        user: str,
+        relation: str,
+        object: str,
+        *,
+        contextual_tuples: Sequence[TupleKey] = (),
+        consistency: Consistency = Consistency.MINIMIZE_LATENCY,
+    ) -> bool:
+        ev = await self._evaluator(store_id, model_id, consistency)
+        return _evaluate(lambda: ev.check(user, relation, object, contextual_tuples))
+
+    async def batch_check(
+        self,
+        store_id: str,
+        model_id: str | None,
+        requests: Sequence[CheckRequest],
+        *,
+        consistency: Consistency = Consistency.MINIMIZE_LATENCY,
+    ) -> list[BatchItemResult]:
+        """One result per request, in order. An item that cannot be decided (invalid, depth
+        limit...) carries the error's message and ``allowed=False``; problems of the whole
+        request (unknown store or model, database unavailable) raise."""
+        if not requests:
+            return []
+        ev = await self._evaluator(store_id, model_id, consistency)
+        results: list[BatchItemResult] = []
+        for req in requests:
+            try:
+                allowed = _evaluate(
+                    functools.partial(
+                        ev.check, req.user, req.relation, req.object, req.contextual_tuples
+                    )
+                )
+            except AuthzError as exc:
+                results.append(BatchItemResult(request=req, allowed=False, error=str(exc)))
+            else:
+                results.append(BatchItemResult(request=req, allowed=allowed))
+        return results
+
+    async def list_objects(
+        self,
+        store_id: str,
+        model_id: str | None,
+        user: str,
+        relation: str,
+        type: str,
+        *,
+        contextual_tuples: Sequence[TupleKey] = (),
+        consistency: Consistency = Consistency.MINIMIZE_LATENCY,
+    ) -> list[str]:
+        ev = await self._evaluator(store_id, model_id, consistency)
+        return _evaluate(lambda: ev.list_objects(user, relation, type, contextual_tuples))
+
+    async def list_users(
+        self,
+        store_id: str,
+        model_id: str | None,
+        object: str,
+        relation: str,
+        user_filters: Sequence[str],
+        *,
+        contextual_tuples: Sequence[TupleKey] = (),
+        consistency: Consistency = Consistency.MINIMIZE_LATENCY,
+    ) -> list[str]:
+        ev = await self._evaluator(store_id, model_id, consistency)
+        return _evaluate(lambda: ev.list_users(object, relation, user_filters, contextual_tuples))
+
+    # -- tuples ---------------------------------------------------------------------------
+
+    async def write_tuples(
+        self,
+        store_id: str,
+        model_id: str | None,
+        writes: Sequence[TupleKey] = (),
+        deletes: Sequence[TupleKey] = (),
+        *,
+        on_duplicate: OnConflict = "ignore",
+        on_missing: OnConflict = "ignore",
+    ) -> None:
+        """OpenFGA's Write: writes and deletes in one transaction.
+
+        At most 100 tuples in all (``exceeded_entity_limit``), at least one
+        (``invalid_write_input``), no tuple twice (``cannot_allow_duplicate_tuples_in_one_
+        request``); every written tuple must fit the model (``validation_error``). With the
+        default ``ignore`` modes, writing an existing tuple or deleting a missing one is not
+        an error; ``error`` refuses the whole request (``write_failed_due_to_invalid_input``),
+        as OpenFGA does by default. The change is visible to this process's next query.
+        """
+        total = len(writes) + len(deletes)
+        if total == 0:
+            raise _invalid(
+                "Invalid input. Make sure you provide at least one write or delete",
+                CODE_INVALID_WRITE_INPUT,
+            )
+        if total > MAX_TUPLES_PER_WRITE:
+            raise _invalid(
+                "The number of write operations exceeds the allowed limit of "
+                f"{MAX_TUPLES_PER_WRITE}",
+                CODE_EXCEEDED_ENTITY_LIMIT,
+            )
+        seen: set[TupleKey] = set()
+        for t in (*writes, *deletes):
+            if t in seen:
+                raise _invalid(
+                    f"duplicate tuple in write: user: '{t.user}', relation: '{t.relation}', "
+                    f"object: '{t.object}'",
+                    CODE_CANNOT_ALLOW_DUPLICATE_TUPLES_IN_ONE_REQUEST,
+                )
+            seen.add(t)
+        if writes:
+            if model_id is None:
+                model_id = await self._latest_model_id(store_id)
+            model = await self._load_model(store_id, model_id)
+            for t in writes:
+                validate_tuple(model, t)
+        for t in deletes:
+            # A delete needs no model: tuples written under an older model can be removed.
+            if not (
+                is_valid_object(t.object)
+                and is_valid_relation(t.relation)
+                and is_valid_user(t.user)
+            ):
+                raise _invalid(f"Invalid tuple '{t}'. Reason: malformed tuple to delete")
+        await self.sql.apply(
+            store_id, writes, deletes, on_duplicate=on_duplicate, on_missing=on_missing
+        )
+        state = self._states.get(store_id)
+        if state is not None and state.loaded:
+            try:
+                await self._sync(state, state.next_seq)
+            except AuthzError as exc:
+                # The write is committed; make the next query catch up before answering.
+                log.warning("catch-up after a write failed: %s", exc)
+                state.synced_at = -math.inf
+
+    async def read(
+        self,
+        store_id: str,
+        model_id: str | None = None,
+        *,
+        user: str | None = None,
+        relation: str | None = None,
+        object: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        continuation_token: str = "",
+    ) -> TimedReadResult:
+        """OpenFGA's Read, from the database (always current).
+
+        With no filter, every tuple. Otherwise ``object`` is required, as ``type:id`` or
+        ``type:`` (every object of the type, then ``user`` is required too). Results are
+        ordered by object, relation and user; a non-empty ``continuation_token`` means
+        there may be more.
+        """
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise _invalid(
+                f"invalid ReadRequest.PageSize: value must be inside range [1, {MAX_PAGE_SIZE}]"
+            )
+        object_type: str | None = None
+        object_id: str | None = None
+        if object is not None:
+            object_type, _, object_id = object.partition(":")
+            if not object_type:
+                raise _invalid(
+                    "the 'tuple_key' field was provided but the object type field is required"
+                )
+            if not object_id and user is None:
+                raise _invalid(
+                    "the 'tuple_key' field was provided but the object type field is required "
+                    "and both the object id and user fields were empty"
+                )
+        elif user is not None or relation is not None:
+            raise _invalid(
+                "the 'tuple_key' field was provided but the object type field is required"
+            )
+        if object_type is not None:
+            await self._validate_read_filter(store_id, model_id, object_type, relation)
+        fingerprint = hashlib.sha256(json.dumps([user, relation, object]).encode()).hexdigest()[:16]
+        after: tuple[str, str, str] | None = None
+        if continuation_token:
+            payload = _decode_token(continuation_token)
+            key = payload.get("k")
+            if (
+                payload.get("f") != fingerprint
+                or not isinstance(key, list)
+                or len(key) != 3
+                or not all(isinstance(v, str) for v in key)
+            ):
+                raise _invalid("Invalid continuation token", CODE_INVALID_CONTINUATION_TOKEN)
+            after = (key[0], key[1], key[2])
+        elif await self.sql.get_store(store_id) is None:
+            raise StoreNotFoundError(store_id)
+        rows = await self.sql.read_tuples(
+            store_id,
+            user=user,
+            relation=relation,
+            object_type=object_type,
+            object_id=object_id or None,
+            after=after,
+            limit=page_size + 1,
+        )
+        page = rows[:page_size]
+        token = ""
+        if len(rows) > page_size:
+            last = page[-1].tuple_key
+            token = _encode_token({"f": fingerprint, "k": [last.object, last.relation, last.user]})
+        return TimedReadResult(
+            tuples=[r.tuple_key for r in page],
+            continuation_token=token,
+            timestamps={r.tuple_key: r.timestamp for r in page},
+        )
+
+    async def _validate_read_filter(
+        self, store_id: str, model_id: str | None, object_type: str, relation: str | None
+    ) -> None:
+        """Unknown types and relations are refused, like OpenFGA's Read, when the store has a
+        model to judge them by."""
+        try:
+            _, model = await self.read_model(store_id, model_id)
+        except StoreNotFoundError:
+            raise
+        except AuthzValidationError:
+            return
+        if not model.has_type(object_type):
+            raise _invalid(f"type '{object_type}' not found", CODE_TYPE_NOT_FOUND)
+        if relation is not None and model.relation(object_type, relation) is None:
+            raise _invalid(
+                f"relation '{object_type}#{relation}' not found", CODE_RELATION_NOT_FOUND
+            )
+
+    async def read_changes(
+        self,
+        store_id: str,
+        *,
+        type: str | None = None,
+        page_size: int = 50,
+        continuation_token: str = "",
+    ) -> ChangesPage:
+        """OpenFGA's ReadChanges: the store's tuple writes and deletes, oldest first."""
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise _invalid(
+                "invalid ReadChangesRequest.PageSize: value must be inside range "
+                f"[1, {MAX_PAGE_SIZE}]"
+            )
+        position = 0
+        if continuation_token:
+            payload = _decode_token(continuation_token)
+            p = payload.get("p")
+            if not isinstance(p, int) or isinstance(p, bool) or p < 0 or payload.get("t") != type:
+                raise _invalid("Invalid continuation token", CODE_INVALID_CONTINUATION_TOKEN)
+            position = p
+        elif await self.sql.get_store(store_id) is None:
+            raise StoreNotFoundError(store_id)
+        changes = await self.sql.changes_after(store_id, position, type=type, limit=page_size)
+        if changes:
+            position = changes[-1].id
+        return ChangesPage(
+            changes=changes, continuation_token=_encode_token({"p": position, "t": type})
+        )
+
+
+def _model_text(model: AuthorizationModel) -> str:
+    return json.dumps(model_to_json(model), separators=(",", ":"), sort_keys=True)
+
+
+def _model_from_text(text: str) -> AuthorizationModel:
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise AuthzEvaluationError("a stored authorization model is not valid JSON") from exc
+    return model_from_json(doc)

@@ -1,0 +1,731 @@
+"""The OpenFGA HTTP API over the embedded engine: the subset that openfga-sdk uses.
+
+:func:`create_fga_app` serves, with OpenFGA's paths, JSON shapes and error bodies:
+
+==========================================================  ==================================
+``POST /stores``, ``GET /stores``                           CreateStore (201), ListStores
+``GET /stores/{id}``, ``DELETE /stores/{id}``               GetStore, DeleteStore (204)
+``POST /stores/{id}/authorization-models``                  WriteAuthorizationModel (201)
+``GET /stores/{id}/authorization-models[/{model_id}]``      ReadAuthorizationModels / Model
+``POST /stores/{id}/check``                                 Check
+``POST /stores/{id}/batch-check``                           BatchCheck (OpenFGA >= 1.8)
+``POST /stores/{id}/list-objects``                          ListObjects
+``POST /stores/{id}/list-users``                            ListUsers
+``POST /stores/{id}/write``                                 Write (``on_duplicate``/``on_missing``)
+``POST /stores/{id}/read``                                  Read
+==========================================================  ==================================
+
+Errors are ``{"code": "<OpenFGA error code name>", "message": "..."}``: 400 for invalid
+requests (``validation_error``, ``type_not_found``, ``authorization_model_not_found``,
+``write_failed_due_to_invalid_input``...), 404 ``store_id_not_found`` for an unknown store and
+``undefined_endpoint`` for an unknown path, 405 for a known path with the wrong method, 500
+``internal_error`` when the engine cannot decide for another reason than the depth limit.
+
+Requests are validated like OpenFGA's API layer does (identifier patterns, at most 100
+contextual tuples, 50 checks per batch, exactly one ListUsers filter; the engine adds the
+Write rules: 1 to 100 tuples, none twice), so a client that works here does not meet new
+validation errors against a real OpenFGA server. Errors of the engine map as follows:
+``AuthzValidationError`` -> 400 with the code's name, the depth limit -> 400
+``authorization_model_resolution_too_complex``, another ``AuthzEvaluationError`` -> 500
+``internal_error``, ``AuthzUnavailable`` (database down) -> 503 ``unavailable``.
+
+Conditions (``condition`` on tuples) are refused with ``validation_error``: the embedded
+engine does not evaluate them. ``consistency`` is passed to the engine
+(``HIGHER_CONSISTENCY`` makes it catch up with writes from other replicas first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from aiohttp import web
+
+from authz.embedded.model import model_from_json, model_to_json
+from authz.embedded.sqlstore import StoreNotFoundError
+from authz.ports import (
+    AuthzEvaluationError,
+    AuthzUnavailable,
+    AuthzValidationError,
+    CheckRequest,
+    Consistency,
+    TupleKey,
+)
+
+if TYPE_CHECKING:
+    from authz.embedded.engine import EmbeddedEngine
+
+log = logging.getLogger(__name__)
+
+# OpenFGA's ErrorCode enum (openfga/api proto): name -> number.
+OPENFGA_ERROR_CODES: Final[Mapping[str, int]] = {
+    "no_error": 0,
+    "validation_error": 2000,
+    "authorization_model_not_found": 2001,
+    "authorization_model_resolution_too_complex": 2002,
+    "invalid_write_input": 2003,
+    "cannot_allow_duplicate_tuples_in_one_request": 2004,
+    "cannot_allow_duplicate_types_in_one_request": 2005,
+    "cannot_allow_multiple_references_to_one_relation": 2006,
+    "invalid_continuation_token": 2007,
+    "invalid_tuple_set": 2008,
+    "invalid_check_input": 2009,
+    "invalid_expand_input": 2010,
+    "unsupported_user_set": 2011,
+    "invalid_object_format": 2012,
+    "write_failed_due_to_invalid_input": 2017,
+    "authorization_model_assertions_not_found": 2018,
+    "latest_authorization_model_not_found": 2020,
+    "type_not_found": 2021,
+    "relation_not_found": 2022,
+    "empty_relation_definition": 2023,
+    "invalid_user": 2025,
+    "invalid_tuple": 2027,
+    "unknown_relation": 2028,
+    "store_id_invalid_length": 2030,
+    "assertions_too_many_items": 2033,
+    "id_too_long": 2034,
+    "authorization_model_id_too_long": 2036,
+    "tuple_key_value_not_specified": 2037,
+    "tuple_keys_too_many_or_too_few_items": 2038,
+    "page_size_invalid": 2039,
+    "param_missing_value": 2040,
+    "difference_base_missing_value": 2041,
+    "subtract_base_missing_value": 2042,
+    "object_too_long": 2043,
+    "relation_too_long": 2044,
+    "type_definitions_too_few_items": 2045,
+    "type_invalid_length": 2046,
+    "type_invalid_pattern": 2047,
+    "relations_too_few_items": 2048,
+    "relations_too_long": 2049,
+    "relations_invalid_pattern": 2050,
+    "object_invalid_pattern": 2051,
+    "query_string_type_continuation_token_mismatch": 2052,
+    "exceeded_entity_limit": 2053,
+    "invalid_contextual_tuple": 2054,
+    "duplicate_contextual_tuple": 2055,
+    "invalid_authorization_model": 2056,
+    "unsupported_schema_version": 2057,
+    "cancelled": 2058,
+    "invalid_start_time": 2059,
+}
+OPENFGA_ERROR_NAMES: Final[Mapping[int, str]] = {v: k for k, v in OPENFGA_ERROR_CODES.items()}
+
+# OpenFGA's server defaults.
+MAX_CONTEXTUAL_TUPLES: Final = 100
+MAX_CHECKS_PER_BATCH_CHECK: Final = 50
+DEFAULT_PAGE_SIZE: Final = 50
+MAX_PAGE_SIZE: Final = 100
+
+# Field patterns of openfga/api (protoc-gen-validate rules).
+_ULID = r"^[ABCDEFGHJKMNPQRSTVWXYZ0-9]{26}$"
+_TYPE = r"^[^:#@\s]{1,254}$"
+_RELATION = r"^[^:#@\s]{1,50}$"
+_OBJECT = r"^[^\s]{2,256}$"
+_USER = r"^[^\s]{2,512}$"
+_OBJECT_ID = r"^[^#:\s]+$"
+_CORRELATION_ID = r"^[\w\d-]{1,36}$"
+_STORE_NAME = r"^[\w\d\s./-]{3,64}$"
+_PATTERNS: Final[dict[str, re.Pattern[str]]] = {
+    p: re.compile(p)
+    for p in (_ULID, _TYPE, _RELATION, _OBJECT, _USER, _OBJECT_ID, _CORRELATION_ID, _STORE_NAME)
+}
+
+_CONSISTENCY: Final[Mapping[object, Consistency]] = {
+    None: Consistency.MINIMIZE_LATENCY,
+    "": Consistency.MINIMIZE_LATENCY,
+    "UNSPECIFIED": Consistency.MINIMIZE_LATENCY,
+    0: Consistency.MINIMIZE_LATENCY,
+    "MINIMIZE_LATENCY": Consistency.MINIMIZE_LATENCY,
+    100: Consistency.MINIMIZE_LATENCY,
+    "HIGHER_CONSISTENCY": Consistency.HIGHER_CONSISTENCY,
+    200: Consistency.HIGHER_CONSISTENCY,
+}
+
+Json = dict[str, Any]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """An error answered with OpenFGA's error body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _invalid(message: str, code: str = "validation_error") -> ApiError:
+    return ApiError(400, code, message)
+
+
+def error_code_name(code: int) -> str:
+    """OpenFGA's name for a numeric error code (``validation_error`` when unknown)."""
+    return OPENFGA_ERROR_NAMES.get(code, "validation_error")
+
+
+def _json_response(body: Json, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def _error_response(status: int, code: str, message: str) -> web.Response:
+    return _json_response({"code": code, "message": message}, status)
+
+
+def _timestamp(value: datetime | None) -> str:
+    """RFC 3339 in UTC with a ``Z``, as protobuf's JSON mapping writes timestamps."""
+    if value is None:
+        value = datetime.now(UTC)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+# ------------------------------------------------------------------------------------------
+# Request parsing
+# ------------------------------------------------------------------------------------------
+
+
+def _match(value: Any, pattern: str, field: str) -> str:
+    if not isinstance(value, str) or not _PATTERNS[pattern].match(value):
+        raise _invalid(f'invalid {field}: value does not match regex pattern "{pattern}"')
+    return value
+
+
+async def _body(request: web.Request) -> Json:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _invalid(f"invalid JSON request body: {exc}") from None
+    if not isinstance(doc, dict):
+        raise _invalid("the request body must be a JSON object")
+    return doc
+
+
+def _object_field(body: Mapping[str, Any], name: str, where: str) -> Json | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _invalid(f"invalid {where}.{_camel(name)}: must be an object")
+    return value
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head[:1].upper() + head[1:] + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def _tuple_key(doc: Any, message: str) -> TupleKey:
+    """A ``TupleKey`` message (user, relation, object; conditions refused)."""
+    if not isinstance(doc, dict):
+        raise _invalid(f"invalid {message}: must be an object")
+    if doc.get("condition"):
+        raise _invalid("conditions are not supported by the embedded engine")
+    return TupleKey(
+        user=_match(doc.get("user", ""), _USER, f"{message}.User"),
+        relation=_match(doc.get("relation", ""), _RELATION, f"{message}.Relation"),
+        object=_match(doc.get("object", ""), _OBJECT, f"{message}.Object"),
+    )
+
+
+def _contextual_tuples(value: Any, request: str, *, wrapped: bool) -> tuple[TupleKey, ...]:
+    """``contextual_tuples``: ``{"tuple_keys": [...]}`` (Check, BatchCheck, ListObjects) or a
+    bare list (ListUsers)."""
+    if value is None:
+        return ()
+    items: Any = value
+    where = f"{request}.ContextualTuples"
+    if wrapped:
+        if not isinstance(value, dict):
+            raise _invalid(f"invalid {where}: must be an object")
+        items = value.get("tuple_keys") or []
+        where = "ContextualTupleKeys.TupleKeys"
+    if not isinstance(items, list):
+        raise _invalid(f"invalid {where}: must be a list")
+    if len(items) > MAX_CONTEXTUAL_TUPLES:
+        raise _invalid(
+            f"invalid {where}: value must contain no more than {MAX_CONTEXTUAL_TUPLES} item(s)"
+        )
+    return tuple(_tuple_key(item, "TupleKey") for item in items)
+
+
+def _consistency(body: Mapping[str, Any], request: str) -> Consistency:
+    value = body.get("consistency")
+    try:
+        return _CONSISTENCY[value]
+    except (KeyError, TypeError):
+        raise _invalid(
+            f"invalid {request}.Consistency: value must be one of the defined enum values"
+        ) from None
+
+
+def _model_id(body: Mapping[str, Any], request: str) -> str | None:
+    value = body.get("authorization_model_id")
+    if value in (None, ""):
+        return None
+    return _match(value, _ULID, f"{request}.AuthorizationModelId")
+
+
+def _page(query: Mapping[str, str], body: Mapping[str, Any], request: str) -> tuple[int, str]:
+    raw_size: Any = body.get("page_size", query.get("page_size"))
+    token: Any = body.get("continuation_token", query.get("continuation_token", ""))
+    if raw_size in (None, "", 0):
+        size = DEFAULT_PAGE_SIZE
+    else:
+        try:
+            size = int(raw_size)
+        except (TypeError, ValueError):
+            raise _invalid(f"invalid {request}.PageSize: value must be an integer") from None
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise _invalid(
+                f"invalid {request}.PageSize: value must be inside range [1, {MAX_PAGE_SIZE}]"
+            )
+    if token is None:
+        token = ""
+    if not isinstance(token, str):
+        raise _invalid(f"invalid {request}.ContinuationToken: must be a string")
+    return size, token
+
+
+def _encode_offset(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode()
+
+
+def _decode_offset(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["o"]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise _invalid("Invalid continuation token", "invalid_continuation_token") from None
+    if not isinstance(offset, int) or offset < 0:
+        raise _invalid("Invalid continuation token", "invalid_continuation_token")
+    return offset
+
+
+def _paginate(items: Sequence[Any], size: int, token: str) -> tuple[Sequence[Any], str]:
+    offset = _decode_offset(token)
+    page = items[offset : offset + size]
+    rest = offset + size < len(items)
+    return page, _encode_offset(offset + size) if rest else ""
+
+
+# ------------------------------------------------------------------------------------------
+# Response shapes
+# ------------------------------------------------------------------------------------------
+
+
+def _store_json(info: Any) -> Json:
+    return {
+        "id": info.id,
+        "name": info.name,
+        "created_at": _timestamp(info.created_at),
+        "updated_at": _timestamp(getattr(info, "updated_at", None) or info.created_at),
+    }
+
+
+def _model_json(model_id: str, model: Any) -> Json:
+    doc = model_to_json(model)
+    return {
+        "id": model_id,
+        "schema_version": doc["schema_version"],
+        "type_definitions": doc["type_definitions"],
+        "conditions": {},
+    }
+
+
+def _tuple_key_json(t: TupleKey) -> Json:
+    return {"user": t.user, "relation": t.relation, "object": t.object}
+
+
+def _user_json(user: str) -> Json:
+    """A ListUsers result: an object, a typed wildcard or a userset."""
+    obj, sep, relation = user.partition("#")
+    type_, _, ident = obj.partition(":")
+    if sep:
+        return {"userset": {"type": type_, "id": ident, "relation": relation}}
+    if ident == "*":
+        return {"wildcard": {"type": type_}}
+    return {"object": {"type": type_, "id": ident}}
+
+
+def _check_error_json(exc: Exception) -> Json:
+    """The ``CheckError`` of one BatchCheck item (OpenFGA's ``input_error`` for invalid input
+    and the depth limit, ``internal_error`` otherwise)."""
+    if isinstance(exc, AuthzValidationError):
+        return {"input_error": error_code_name(exc.code), "message": exc.message}
+    if isinstance(exc, AuthzEvaluationError) and _is_too_complex(exc):
+        return {"input_error": "authorization_model_resolution_too_complex", "message": str(exc)}
+    return {"internal_error": "internal_error", "message": str(exc) or "internal error"}
+
+
+def _is_too_complex(exc: AuthzEvaluationError) -> bool:
+    code = getattr(exc, "code", None)
+    return code == OPENFGA_ERROR_CODES["authorization_model_resolution_too_complex"]
+
+
+# ------------------------------------------------------------------------------------------
+# The application
+# ------------------------------------------------------------------------------------------
+
+
+class _FgaApi:
+    """Request handlers over one :class:`EmbeddedEngine`."""
+
+    def __init__(self, engine: EmbeddedEngine) -> None:
+        self.engine = engine
+
+    # -- stores --------------------------------------------------------------------------
+
+    async def create_store(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        name = _match(body.get("name", ""), _STORE_NAME, "CreateStoreRequest.Name")
+        info = await self.engine.create_store(name)
+        return _json_response(_store_json(info), 201)
+
+    async def list_stores(self, request: web.Request) -> web.Response:
+        size, token = _page(request.query, {}, "ListStoresRequest")
+        name = request.query.get("name")
+        stores = await self.engine.list_stores()
+        if name:
+            stores = [s for s in stores if s.name == name]
+        page, next_token = _paginate(stores, size, token)
+        return _json_response(
+            {"stores": [_store_json(s) for s in page], "continuation_token": next_token}
+        )
+
+    async def get_store(self, request: web.Request) -> web.Response:
+        store_id = _store_id(request, "GetStoreRequest")
+        info = await self.engine.get_store(store_id)
+        if info is None:
+            raise _store_not_found()
+        return _json_response(_store_json(info))
+
+    async def delete_store(self, request: web.Request) -> web.Response:
+        # Deleting an absent store succeeds, as in OpenFGA.
+        await self.engine.delete_store(_store_id(request, "DeleteStoreRequest"))
+        return web.Response(status=204)
+
+    # -- authorization models ------------------------------------------------------------
+
+    async def write_model(self, request: web.Request) -> web.Response:
+        store_id = _store_id(request, "WriteAuthorizationModelRequest")
+        body = await _body(request)
+        if not body.get("type_definitions"):
+            raise _invalid(
+                "invalid WriteAuthorizationModelRequest.TypeDefinitions: "
+                "value must contain at least 1 item(s)"
+            )
+        try:
+            model = model_from_json(body)
+        except AuthzValidationError as exc:
+            # Every model that fails the type system's rules is OpenFGA's
+            # invalid_authorization_model, whatever detail the parser reports.
+            raise _invalid(exc.message, "invalid_authorization_model") from None
+        model_id = await self.engine.write_model(store_id, model)
+        return _json_response({"authorization_model_id": model_id}, 201)
+
+    async def read_models(self, request: web.Request) -> web.Response:
+        store_id = _store_id(request, "ReadAuthorizationModelsRequest")
+        size, token = _page(request.query, {}, "ReadAuthorizationModelsRequest")
+        models = await self.engine.list_models(store_id)  # newest first, as in OpenFGA
+        page, next_token = _paginate(models, size, token)
+        return _json_response(
+            {
+                "authorization_models": [_model_json(mid, m) for mid, m in page],
+                "continuation_token": next_token,
+            }
+        )
+
+    async def read_model(self, request: web.Request) -> web.Response:
+        store_id = _store_id(request, "ReadAuthorizationModelRequest")
+        model_id = _match(request.match_info["model_id"], _ULID, "ReadAuthorizationModelRequest.Id")
+        resolved_id, model = await self.engine.read_model(store_id, model_id)
+        return _json_response({"authorization_model": _model_json(resolved_id, model)})
+
+    # -- queries -------------------------------------------------------------------------
+
+    async def check(self, request: web.Request) -> web.Response:
+        store_id = _store_id(request, "CheckRequest")
+        body = await _body(request)
+        key = _tuple_key(body.get("tuple_key"), "CheckRequestTupleKey")
+        contextual = _contextual_tuples(body.get("contextual_tuples"), "CheckRequest", wrapped=True)
+        consistency = _consistency(body, "CheckRequest")
+        authorizer = self.engine.authorizer(store_id, _model_id(body, "CheckRequest"))
+        allowed = await authorizer.check(
+            key.user,
+            key.relation,
+            key.object,
+            contextual_tuples=contextual,
+            consistency=consistency,
+        )
+        return _json_response({"allowed": allowed, "resolution": ""})
+
+    async def batch_check(self, request: web.Request) -> web.Response:
+        store_id = _store_id(request, "BatchCheckRequest")
+        body = await _body(request)
+        checks = body.get("checks")
+        if not isinstance(checks, list) or not checks:
+            raise _invalid(
+                "invalid BatchCheckRequest.Checks: value must contain at least 1 item(s)"
+            )
+        if len(checks) > MAX_CHECKS_PER_BATCH_CHECK:
+            raise _invalid(
+                f"batchCheck received {len(checks)} checks, the maximum allowed is "
+                f"{MAX_CHECKS_PER_BATCH_CHECK}"
+            )
+        requests: list[CheckRequest] = []
+        seen: set[str] = set()
+        for item in checks:
+            if not isinstance(item, dict):
+                raise _invalid("invalid BatchCheckRequest.Checks: items must be objects")
+            correlation_id = _match(
+                item.get("correlation_id", ""), _CORRELATION_ID, "BatchCheckItem.CorrelationId"
+            )
+            if correlation_id in seen:
+                raise _invalid(f"duplicate correlation_id provided: {correlation_id}")
+            seen.add(correlation_id)
+            key = _tuple_key(item.get("tuple_key"), "CheckRequestTupleKey")
+            requests.append(
+                CheckRequest(
+                    user=key.user,
+                    relation=key.relation,
+                    object=key.object,
+                    contextual_tuples=_contextual_tuples(
+                        item.get("contextual_tuples"), "BatchCheckItem", wrapped=True
+                    ),
+                    correlation_id=correlation_id,
+                )
+            )
+        consistency = _consistency(body, "BatchCheckRequest")
+        authorizer = self.engine.authorizer(store_id, _model_id(body, "BatchCheckRequest"))
+        results = await authorizer.batch_check(requests, consistency=consistency)
+        out: Json = {}
+        for req, res in zip(requests, results, strict=True):
+            if res.error is None:
+                out[req.correlation_id] = {"allowed": res.allowed}
+                continue
+            # The port reports an item's error as text; ask again for this item alone to
+            # answer with OpenFGA's error code (errors are rare, so this costs little).
+            try:
+                allowed = await authorizer.check(
+                    req.user,
+                    req.relation,
+                    req.object,
+                    contextual_tuples=req.contextual_tuples,
+                    consistency=consistency,
+                )
+            except (AuthzValidationError, AuthzEvaluationError) as exc:
+                out[req.correlation_id] = {"allowed": False, "error": _check_error_json(exc)}
+            else:
+                out[req.correlation_id] = {"allowed": allowed}
+        return _json_response({"result": out})
+
+    async def list_objects(self, request: web.Request) -> web.Response:
+        store_id = _store_id(request, "ListObjectsRequest")
+        body = await _body(request)
+        type_ = _match(body.get("type", ""), _TYPE, "ListObjectsRequest.Type")
+        relation = _match(body.get("relation", ""), _RELATION, "ListObjectsRequest.Relation")
+        user = _match(body.get("user", ""), _USER, "ListObjectsRequest.User")
+        contextual = _contextual_tuples(
+            body.get("contextual_tuples"), "ListObjectsRequest", wrapped=True
+        )
+        consistency = _consistency(body, "ListObjectsRequest")
+        authorizer = self.engine.authorizer(store_id, _model_id(body, "ListObjectsRequest"))
+        objects = await authorizer.list_objects(
+            user, relation, type_, contextual_tuples=contextual, consistency=consistency
+        )
+        return _json_response({"objects": list(objects)})
+
+    async def list_users(self, request: web.Request) -> web.Response:
+        store_id = _store_id(request, "ListUsersRequest")
+        body = await _body(request)
+        obj = _object_field(body, "object", "ListUsersRequest")
+        if obj is None:
+            raise _invalid("invalid ListUsersRequest.Object: value is required")
+        obj_type = _match(obj.get("type", ""), _TYPE, "Object.Type")
+        obj_id = _match(obj.get("id", ""), _OBJECT_ID, "Object.Id")
+        relation = _match(body.get("relation", ""), _RELATION, "ListUsersRequest.Relation")
+        filters = body.get("user_filters")
+        if not isinstance(filters, list) or len(filters) != 1:
+            raise _invalid(
+                "invalid ListUsersRequest.UserFilters: value must contain exactly 1 item(s)"
+            )
+        user_filters: list[str] = []
+        for f in filters:
+            if not isinstance(f, dict):
+                raise _invalid("invalid ListUsersRequest.UserFilters: items must be objects")
+            f_type = _match(f.get("type", ""), _TYPE, "UserTypeFilter.Type")
+            f_rel = f.get("relation") or ""
+            if f_rel:
+                _match(f_rel, _RELATION, "UserTypeFilter.Relation")
+            user_filters.append(f"{f_type}#{f_rel}" if f_rel else f_type)
+        contextual = _contextual_tuples(
+            body.get("contextual_tuples"), "ListUsersRequest", wrapped=False
+        )
+        consistency = _consistency(body, "ListUsersRequest")
+        authorizer = self.engine.authorizer(store_id, _model_id(body, "ListUsersRequest"))
+        users = await authorizer.list_users(
+            f"{obj_type}:{obj_id}",
+            relation,
+            user_filters,
+            contextual_tuples=contextual,
+            consistency=consistency,
+        )
+        return _json_response({"users": [_user_json(u) for u in users]})
+
+    # -- tuples --------------------------------------------------------------------------
+
+    async def write(self, request: web.Request) -> web.Response:
+        store_id = _store_id(request, "WriteRequest")
+        body = await _body(request)
+        writes, on_duplicate = _write_part(
+            _object_field(body, "writes", "WriteRequest"), "on_duplicate", "WriteRequestWrites"
+        )
+        deletes, on_missing = _write_part(
+            _object_field(body, "deletes", "WriteRequest"), "on_missing", "WriteRequestDeletes"
+        )
+        # The engine applies OpenFGA's remaining rules (at least one and at most 100 tuples,
+        # no tuple twice, tuples fit the model) and the conflict modes, in one transaction.
+        await self.engine.write_tuples(
+            store_id,
+            _model_id(body, "WriteRequest"),
+            writes,
+            deletes,
+            on_duplicate=on_duplicate,
+            on_missing=on_missing,
+        )
+        return _json_response({})
+
+    async def read(self, request: web.Request) -> web.Response:
+        store_id = _store_id(request, "ReadRequest")
+        body = await _body(request)
+        size, token = _page({}, body, "ReadRequest")
+        key = _object_field(body, "tuple_key", "ReadRequest") or {}
+        fields: dict[str, str | None] = {}
+        for name in ("user", "relation", "object"):
+            value = key.get(name) or None
+            if value is not None and not isinstance(value, str):
+                raise _invalid(f"invalid ReadRequestTupleKey.{_camel(name)}: must be a string")
+            fields[name] = value
+        _consistency(body, "ReadRequest")  # validated; reads always come from the database
+        result = await self.engine.read(
+            store_id,
+            None,
+            user=fields["user"],
+            relation=fields["relation"],
+            object=fields["object"],
+            page_size=size,
+            continuation_token=token,
+        )
+        return _json_response(
+            {
+                "tuples": [
+                    {"key": _tuple_key_json(t), "timestamp": _timestamp(result.timestamps.get(t))}
+                    for t in result.tuples
+                ],
+                "continuation_token": result.continuation_token,
+            }
+        )
+
+
+def _store_id(request: web.Request, message: str) -> str:
+    return _match(request.match_info["store_id"], _ULID, f"{message}.StoreId")
+
+
+def _store_not_found() -> ApiError:
+    return ApiError(404, "store_id_not_found", "store ID not found")
+
+
+def _write_part(
+    doc: Json | None, option: str, message: str
+) -> tuple[tuple[TupleKey, ...], Literal["ignore", "error"]]:
+    """The tuples of ``writes``/``deletes`` and the conflict option (``error``/``ignore``)."""
+    if doc is None:
+        return (), "error"
+    items = doc.get("tuple_keys")
+    if not isinstance(items, list) or not items:
+        raise _invalid(f"invalid {message}.TupleKeys: value must contain at least 1 item(s)")
+    mode = doc.get(option) or "error"
+    if mode == "error":
+        return tuple(_tuple_key(item, "TupleKey") for item in items), "error"
+    if mode == "ignore":
+        return tuple(_tuple_key(item, "TupleKey") for item in items), "ignore"
+    raise _invalid(f"invalid {message}.{_camel(option)}: value must be in list [ignore error]")
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _error_response(exc.status, exc.code, exc.message)
+    except StoreNotFoundError:
+        exc404 = _store_not_found()
+        return _error_response(exc404.status, exc404.code, exc404.message)
+    except AuthzValidationError as exc:
+        return _error_response(400, error_code_name(exc.code), exc.message)
+    except AuthzEvaluationError as exc:
+        if _is_too_complex(exc):
+            return _error_response(400, "authorization_model_resolution_too_complex", str(exc))
+        log.warning("fga api: evaluation failed: %s", exc)
+        return _error_response(500, "internal_error", str(exc) or "Internal Server Error")
+    except AuthzUnavailable as exc:
+        log.warning("fga api: engine unavailable: %s", exc)
+        return _error_response(503, "unavailable", str(exc) or "Service Unavailable")
+    except web.HTTPNotFound:
+        return _error_response(404, "undefined_endpoint", "Not Found")
+    except web.HTTPMethodNotAllowed:
+        return _error_response(405, "undefined_endpoint", "Method Not Allowed")
+
+
+def create_fga_app(engine: EmbeddedEngine) -> web.Application:
+    """An aiohttp application serving the OpenFGA HTTP API over ``engine`` (see the module
+    docstring). The caller owns ``engine`` (starts and closes it)."""
+    api = _FgaApi(engine)
+    app = web.Application(middlewares=[_errors], client_max_size=4 * 1024 * 1024)
+    s = "/stores/{store_id}"
+    app.router.add_post("/stores", api.create_store)
+    app.router.add_get("/stores", api.list_stores)
+    app.router.add_get(s, api.get_store)
+    app.router.add_delete(s, api.delete_store)
+    app.router.add_post(f"{s}/authorization-models", api.write_model)
+    app.router.add_get(f"{s}/authorization-models", api.read_models)
+    app.router.add_get(s + "/authorization-models/{model_id}", api.read_model)
+    app.router.add_post(f"{s}/check", api.check)
+    app.router.add_post(f"{s}/batch-check", api.batch_check)
+    app.router.add_post(f"{s}/list-objects", api.list_objects)
+    app.router.add_post(f"{s}/list-users", api.list_users)
+    app.router.add_post(f"{s}/write", api.write)
+    app.router.add_post(f"{s}/read", api.read)
+    return app
+
+
+async def serve_fga(engine: EmbeddedEngine, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serves :func:`create_fga_app` on ``host:port`` until ``stop`` is set."""
+    runner = web.AppRunner(create_fga_app(engine), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        log.info("OpenFGA API listening on http://%s:%d", host, port)
+        await stop.wait()
+    finally:
+        await runner.cleanup()

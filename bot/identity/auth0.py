@@ -1,0 +1,137 @@
+"""Auth0 Authentication API calls, made with auth0-python.
+
+auth0-python is blocking (requests), so every call runs in a small, bounded thread pool and
+never on the event loop. ``authorization_code_pkce`` sends no client secret, which a
+confidential (regular web) application needs, so the code exchange posts the PKCE verifier
+through ``authenticated_post``, which adds the client credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from auth0.authentication import GetToken, RevokeToken
+from auth0.authentication.exceptions import Auth0Error
+
+from bot.errors import ServiceUnavailable
+
+LOGIN_SCOPES = "openid profile email offline_access"
+
+
+class Auth0Rejected(Exception):
+    """Auth0 answered with an OAuth error (``error`` code is kept, the description too)."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(error)
+        self.error = error
+        self.description = description
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A random code verifier and its S256 challenge."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+class Auth0Client:
+    def __init__(
+        self,
+        *,
+        domain: str,
+        protocol: str,
+        client_id: str,
+        client_secret: str,
+        audience: str,
+        timeout: float,
+        max_workers: int = 4,
+    ) -> None:
+        self.domain = domain
+        self.protocol = protocol
+        self.client_id = client_id
+        self.audience = audience
+        self._secret = client_secret
+        self._timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="auth0")
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.protocol}://{self.domain}"
+
+    def authorize_url(
+        self, *, redirect_uri: str, state: str, nonce: str, code_challenge: str
+    ) -> str:
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": self.client_id,
+                "redirect_uri": redirect_uri,
+                "scope": LOGIN_SCOPES,
+                "audience": self.audience,
+                "state": state,
+                "nonce": nonce,
+                "code_challenge": code_challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+        return f"{self.base_url}/authorize?{query}"
+
+    def _get_token(self) -> GetToken:
+        return GetToken(
+            self.domain,
+            self.client_id,
+            client_secret=self._secret,
+            protocol=self.protocol,
+            timeout=self._timeout,
+            telemetry=False,
+        )
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, fn, *args)
+        except Auth0Error as exc:
+            if exc.status_code >= 500 or exc.status_code == 429:
+                raise ServiceUnavailable("Auth0") from None
+            raise Auth0Rejected(str(exc.error_code), str(exc.message)) from None
+        except requests.RequestException:
+            raise ServiceUnavailable("Auth0") from None
+
+    async def exchange_code(self, *, code: str, code_verifier: str, redirect_uri: str) -> Any:
+        client = self._get_token()
+        return await self._call(
+            client.authenticated_post,
+            f"{self.base_url}/oauth/token",
+            {
+                "client_id": self.client_id,
+                "grant_type": "authorization_code",
+                "code": code,
+                "code_verifier": code_verifier,
+                "redirect_uri": redirect_uri,
+            },
+        )
+
+    async def refresh(self, refresh_token: str) -> Any:
+        client = self._get_token()
+        return await self._call(client.refresh_token, refresh_token)
+
+    async def revoke(self, refresh_token: str) -> None:
+        client = RevokeToken(
+            self.domain,
+            self.client_id,
+            client_secret=self._secret,
+            protocol=self.protocol,
+            timeout=self._timeout,
+            telemetry=False,
+        )
+        await self._call(client.revoke_refresh_token, refresh_token)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,550 @@
+"""The sandbox facade: user actions that produce signed deliveries to the bot."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import json
+import re
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+
+from .delivery import Deliverer, cancel_all, parse_reply
+from .state import (
+    SLACKBOT_ID,
+    Conversation,
+    JsonDict,
+    SandboxError,
+    SandboxSeed,
+    SandboxUser,
+    StoredMessage,
+    Workspace,
+    find_action,
+    random_id,
+)
+from .ui import build_app
+from .webapi import WebApi
+
+# Slack still sends its deprecated verification token in payloads; it is not a secret.
+VERIFICATION_TOKEN = "sandbox-verification-token"  # noqa: S105
+_COMMAND = re.compile(r"/[a-z0-9][a-z0-9_-]{0,31}")
+MAX_COMMAND_TEXT = 4000
+
+
+class SlackSandbox:
+    """A local, stateful Slack workspace with one app installed: the bot.
+
+    ``app()`` serves the Web API emulator, the JSON API and the page. The async methods are
+    the programmatic equivalents of the JSON API; they raise :class:`SandboxError` where the
+    JSON API answers 400.
+
+    ``public_url`` is the sandbox's absolute base URL (ending in ``/``), used to build
+    ``response_url``s. When it is None it is learnt from the first HTTP request the sandbox
+    serves; set it explicitly when the sandbox runs on a port chosen at start-up.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: SandboxSeed,
+        signing_secret: str,
+        bot_token: str,
+        events_url: str,
+        public_url: str | None = None,
+        retry_timeout: float = 3.0,
+    ) -> None:
+        self.workspace = Workspace(seed)
+        self.events_url = events_url
+        self._public_url = _with_slash(public_url) if public_url else None
+        self.webapi = WebApi(self.workspace, bot_token=bot_token)
+        self._deliverer = Deliverer(
+            signing_secret=signing_secret,
+            events_url=lambda: self.events_url,
+            retry_timeout=retry_timeout,
+        )
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @property
+    def public_url(self) -> str | None:
+        return self._public_url
+
+    @public_url.setter
+    def public_url(self, value: str | None) -> None:
+        self._public_url = _with_slash(value) if value else None
+
+    @property
+    def retry_timeout(self) -> float:
+        return self._deliverer.retry_timeout
+
+    @retry_timeout.setter
+    def retry_timeout(self, value: float) -> None:
+        self._deliverer.retry_timeout = value
+
+    @property
+    def bot_user(self) -> SandboxUser:
+        return self.workspace.bot
+
+    def learn_public_url(self, request: web.Request, relative: str) -> None:
+        """Derive the base URL from a request whose path ends with ``relative``."""
+        if self._public_url is not None:
+            return
+        url = str(request.url.with_query(None))
+        if url.endswith(relative):
+            self._public_url = url[: len(url) - len(relative)]
+
+    def app(self) -> web.Application:
+        """The whole sandbox as one aiohttp application with relative routes."""
+        return build_app(self)
+
+    @asynccontextmanager
+    async def serve(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+        """Run the sandbox standalone; yields its base URL (ending in ``/``).
+
+        Sets ``public_url`` to that URL unless one was given, so response URLs work from
+        the first slash command on.
+        """
+        runner = web.AppRunner(self.app())
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            bound_host, bound_port = runner.addresses[0][:2]
+            if bound_host in ("0.0.0.0", "::"):  # noqa: S104 - mapping, not binding
+                bound_host = "127.0.0.1"
+            if ":" in bound_host:
+                bound_host = f"[{bound_host}]"
+            base = f"http://{bound_host}:{bound_port}/"
+            if self._public_url is None:
+                self._public_url = base
+            yield base
+        finally:
+            await runner.cleanup()
+
+    async def aclose(self) -> None:
+        """Cancel deliveries still in flight (called on the app's cleanup)."""
+        await cancel_all(self._tasks)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _response_url(self, token: str) -> str:
+        if self._public_url is None:
+            raise SandboxError(
+                "public_url_unknown",
+                "set SlackSandbox.public_url (or serve one request) before sending commands",
+            )
+        return f"{self._public_url}response/{token}"
+
+    def _member_conversation(self, user: SandboxUser, channel: str) -> Conversation:
+        conv = self.workspace.conversation(channel, actor=user.id)
+        if user.id not in conv.members:
+            raise SandboxError("not_in_channel", f"{user.name} is not a member of {conv.id}")
+        return conv
+
+    def _envelope(self, event: JsonDict) -> JsonDict:
+        ws = self.workspace
+        context = json.dumps({"tid": ws.team_id, "aid": ws.app_id}).encode()
+        return {
+            "token": VERIFICATION_TOKEN,
+            "team_id": ws.team_id,
+            "context_team_id": ws.team_id,
+            "context_enterprise_id": None,
+            "api_app_id": ws.app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": random_id("Ev", 10),
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": ws.team_id,
+                    "user_id": ws.bot.id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+            "event_context": "4-" + base64.urlsafe_b64encode(context).decode().rstrip("="),
+        }
+
+    async def _send_event(self, event: JsonDict, wait: bool) -> tuple[str, list[JsonDict] | None]:
+        envelope = self._envelope(event)
+        if wait:
+            return envelope["event_id"], await self._deliverer.deliver_event(envelope)
+        task = asyncio.create_task(self._deliverer.deliver_event(envelope))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return envelope["event_id"], None
+
+    def _trigger_id(self) -> str:
+        return f"{int(time.time())}.{secrets.randbelow(10**12)}.{secrets.token_hex(16)}"
+
+    def _user_ref(self, user: SandboxUser) -> JsonDict:
+        return {
+            "id": user.id,
+            "username": user.name,
+            "name": user.name,
+            "team_id": self.workspace.team_id,
+        }
+
+    # -- user actions ----------------------------------------------------------------------
+
+    async def post_message(
+        self,
+        user_id: str,
+        channel: str,
+        text: str,
+        thread_ts: str | None = None,
+        *,
+        wait: bool = True,
+    ) -> JsonDict:
+        """Post as a person (``@name`` becomes a mention) and deliver the matching event.
+
+        A channel message mentioning the bot gives ``app_mention`` (if the bot is a member);
+        a message in a DM with the bot gives ``message`` with ``channel_type: "im"``. With
+        ``wait`` the call returns after the delivery and its retries, listed in
+        ``deliveries``; otherwise delivery happens in the background.
+        """
+        ws = self.workspace
+        user = ws.human(user_id)
+        if not isinstance(text, str) or not text.strip():
+            raise SandboxError("no_text", "text is required")
+        conv = self._member_conversation(user, channel)
+        text = ws.mentionize(text)
+        stored = ws.add_message(
+            conv,
+            user_id=user.id,
+            text=text,
+            thread_ts=thread_ts,
+            extra={"client_msg_id": str(uuid.uuid4())},
+        )
+        event = self._event_for(conv, stored)
+        result: JsonDict = {
+            "ok": True,
+            "channel": conv.id,
+            "ts": stored.ts,
+            "message": ws.present(conv, stored),
+            "event_id": None,
+            "deliveries": None,
+        }
+        if event is not None:
+            result["event_id"], result["deliveries"] = await self._send_event(event, wait)
+        return result
+
+    def _event_for(self, conv: Conversation, stored: StoredMessage) -> JsonDict | None:
+        bot = self.workspace.bot.id
+        if bot not in conv.members:
+            return None
+        data = stored.data
+        event: JsonDict = {
+            "user": data["user"],
+            "type": "message",
+            "ts": stored.ts,
+            "client_msg_id": data.get("client_msg_id"),
+            "text": data["text"],
+            "team": self.workspace.team_id,
+            "channel": conv.id,
+            "event_ts": stored.ts,
+        }
+        if "thread_ts" in data:
+            event["thread_ts"] = data["thread_ts"]
+            event["parent_user_id"] = data.get("parent_user_id")
+        if conv.is_im:
+            event["channel_type"] = "im"
+            return event
+        if re.search(rf"<@{re.escape(bot)}(\|[^>]*)?>", data["text"]):
+            event["type"] = "app_mention"
+            return event
+        return None
+
+    async def run_command(self, user_id: str, channel: str, command: str, text: str) -> JsonDict:
+        """Run a slash command; the bot's synchronous reply is shown as Slack shows it.
+
+        Returns ``{"ok", "channel", "delivery", "response", "response_url"}`` where
+        ``response`` is the message the reply produced (None for an empty reply). A failed
+        delivery shows Slack's ``failed with the error`` notice to the user.
+        """
+        ws = self.workspace
+        user = ws.human(user_id)
+        if not isinstance(command, str) or not _COMMAND.fullmatch(command):
+            raise SandboxError("invalid_command", "command must look like /pm")
+        if not isinstance(text, str) or len(text) > MAX_COMMAND_TEXT:
+            raise SandboxError("invalid_text", f"text must be at most {MAX_COMMAND_TEXT} chars")
+        conv = self._member_conversation(user, channel)
+        ctx = ws.new_response_url(user_id=user.id, channel_id=conv.id)
+        response_url = self._response_url(ctx.token)
+        fields = {
+            "token": VERIFICATION_TOKEN,
+            "team_id": ws.team_id,
+            "team_domain": ws.domain,
+            "channel_id": conv.id,
+            "channel_name": ws.channel_name(conv),
+            "user_id": user.id,
+            "user_name": user.name,
+            "command": command,
+            "text": text,
+            "api_app_id": ws.app_id,
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": self._trigger_id(),
+        }
+        attempt, record = await self._deliverer.deliver_form("command", command, fields)
+        shown: JsonDict | None = None
+        if not attempt.ok:
+            reason = "operation_timeout" if attempt.error == "http_timeout" else "dispatch_failed"
+            stored = ws.add_message(
+                conv,
+                user_id=SLACKBOT_ID,
+                text=f'{command} failed with the error "{reason}"',
+                visible_to=user.id,
+            )
+            shown = ws.present(conv, stored)
+        else:
+            reply = parse_reply(attempt)
+            if reply is not None:
+                if reply.get("response_type") == "in_channel":
+                    # Slack shows the invocation itself before an in-channel answer.
+                    ws.add_message(conv, user_id=user.id, text=f"{command} {text}".rstrip())
+                try:
+                    shown = ws.respond(ctx, reply)
+                except SandboxError as exc:
+                    stored = ws.add_message(
+                        conv,
+                        user_id=SLACKBOT_ID,
+                        text=f'{command} failed with the error "invalid_response" ({exc.error})',
+                        visible_to=user.id,
+                    )
+                    shown = ws.present(conv, stored)
+        return {
+            "ok": True,
+            "channel": conv.id,
+            "delivery": record,
+            "response": shown,
+            "response_url": response_url,
+        }
+
+    async def click_button(
+        self,
+        user_id: str,
+        channel: str,
+        message_ts: str,
+        action_id: str,
+        *,
+        block_id: str | None = None,
+    ) -> JsonDict:
+        """Click a button in a message; sends a ``block_actions`` payload.
+
+        As in Slack, the synchronous reply body of an interaction is ignored: the bot
+        answers through ``response_url`` or the Web API. ``message`` is omitted from the
+        payload for ephemeral messages, as Slack does.
+        """
+        ws = self.workspace
+        user = ws.human(user_id)
+        conv = self._member_conversation(user, channel)
+        found = ws.find(conv, message_ts, viewer=user.id) if isinstance(message_ts, str) else None
+        if found is None:
+            raise SandboxError("message_not_found", f"no message {message_ts!r} in {conv.id}")
+        block, element = find_action(list(found.data.get("blocks") or []), action_id, block_id)
+        if element.get("type") != "button":
+            raise SandboxError("unsupported_element", "the sandbox clicks buttons only")
+        ephemeral = found.visible_to is not None
+        thread = found.data.get("thread_ts")
+        ctx = ws.new_response_url(
+            user_id=user.id,
+            channel_id=conv.id,
+            original_ts=found.ts,
+            original_ephemeral=ephemeral,
+            thread_ts=str(thread) if thread else None,
+        )
+        response_url = self._response_url(ctx.token)
+        payload: JsonDict = {
+            "type": "block_actions",
+            "user": self._user_ref(user),
+            "api_app_id": ws.app_id,
+            "token": VERIFICATION_TOKEN,
+            "container": {
+                "type": "message",
+                "message_ts": found.ts,
+                "channel_id": conv.id,
+                "is_ephemeral": ephemeral,
+            },
+            "trigger_id": self._trigger_id(),
+            "team": {"id": ws.team_id, "domain": ws.domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": conv.id, "name": ws.channel_name(conv)},
+            "state": {"values": {}},
+            "response_url": response_url,
+            "actions": [_action(block, element)],
+        }
+        if thread:
+            payload["container"]["thread_ts"] = thread
+        if not ephemeral:
+            payload["message"] = ws.render(conv, found)
+        _, record = await self._deliverer.deliver_form(
+            "interaction", str(element["action_id"]), {"payload": json.dumps(payload)}
+        )
+        return {"ok": True, "channel": conv.id, "delivery": record, "response_url": response_url}
+
+    async def click_home_button(
+        self, user_id: str, action_id: str, *, block_id: str | None = None
+    ) -> JsonDict:
+        """Click a button in the user's App Home; sends ``block_actions`` with a view container."""
+        ws = self.workspace
+        user = ws.human(user_id)
+        view = ws.home_views.get(user.id)
+        if view is None:
+            raise SandboxError("view_not_found", "the bot has not published a home view")
+        block, element = find_action(list(view.get("blocks") or []), action_id, block_id)
+        if element.get("type") != "button":
+            raise SandboxError("unsupported_element", "the sandbox clicks buttons only")
+        payload: JsonDict = {
+            "type": "block_actions",
+            "user": self._user_ref(user),
+            "api_app_id": ws.app_id,
+            "token": VERIFICATION_TOKEN,
+            "container": {"type": "view", "view_id": view["id"]},
+            "trigger_id": self._trigger_id(),
+            "team": {"id": ws.team_id, "domain": ws.domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "view": copy.deepcopy(view),
+            "state": {"values": {}},
+            "actions": [_action(block, element)],
+        }
+        _, record = await self._deliverer.deliver_form(
+            "interaction", str(element["action_id"]), {"payload": json.dumps(payload)}
+        )
+        return {"ok": True, "delivery": record}
+
+    async def open_home(self, user_id: str, *, wait: bool = True) -> JsonDict:
+        """Open the bot's App Home tab as a user: sends ``app_home_opened``."""
+        ws = self.workspace
+        user = ws.human(user_id)
+        dm, _ = ws.open_im(user.id, ws.bot.id)
+        view = ws.home_views.get(user.id)
+        event: JsonDict = {
+            "type": "app_home_opened",
+            "user": user.id,
+            "channel": dm.id,
+            "tab": "home",
+            "event_ts": f"{time.time():.6f}",
+        }
+        if view is not None:
+            event["view"] = copy.deepcopy(view)
+        event_id, deliveries = await self._send_event(event, wait)
+        return {
+            "ok": True,
+            "channel": dm.id,
+            "view": copy.deepcopy(view),
+            "event_id": event_id,
+            "deliveries": deliveries,
+        }
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def messages(self, channel: str, *, viewer: str | None = None) -> list[JsonDict]:
+        """A conversation's messages in ts order, thread replies included (flat).
+
+        Ephemeral messages appear only for their recipient ``viewer``. A user id as
+        ``channel`` means the DM between that user and ``viewer`` (or the bot when no
+        viewer is given); a DM that does not exist yet has no messages.
+        """
+        ws = self.workspace
+        actor = viewer if viewer is not None else ws.bot.id
+        if viewer is not None:
+            ws.user(viewer)
+        if channel in ws.users and ws.find_im(actor, channel) is None:
+            return []
+        if viewer is None and channel in ws.conversations:
+            # Without a viewer every conversation is readable (ephemeral messages excepted).
+            return ws.listing(ws.conversations[channel], None)
+        conv = ws.conversation(channel, actor=actor, create_im=False)
+        return ws.listing(conv, viewer)
+
+    def home_view(self, user_id: str) -> JsonDict | None:
+        """The App Home view the bot published for a user, if any."""
+        self.workspace.user(user_id)
+        view = self.workspace.home_views.get(user_id)
+        return copy.deepcopy(view) if view is not None else None
+
+    def fail_next(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next ``times`` calls of a Web API method with HTTP 429."""
+        self.workspace.add_fault(method, times, retry_after)
+
+    def faults(self) -> dict[str, JsonDict]:
+        return {
+            m: {"remaining": f.remaining, "retry_after": f.retry_after}
+            for m, f in self.workspace.faults.items()
+        }
+
+    def deliveries(self) -> list[JsonDict]:
+        """Every request sent to the bot: kind, name, status, latency_ms, retry_num, ..."""
+        return self._deliverer.log()
+
+    def api_calls(self) -> list[JsonDict]:
+        """Every Web API call the bot made: method, ok, error."""
+        return [dict(c) for c in self.webapi.calls]
+
+    async def idle(self) -> None:
+        """Wait until background deliveries are done."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def wait_for_message(
+        self,
+        channel: str,
+        *,
+        viewer: str | None = None,
+        match: Callable[[JsonDict], bool] | None = None,
+        within: float = 5.0,
+    ) -> JsonDict:
+        """The first message in ``channel`` (as ``viewer`` sees it) for which ``match`` holds.
+
+        Polls for ``within`` seconds, then raises ``TimeoutError``. Useful because the
+        bot answers asynchronously after acknowledging an event.
+        """
+        deadline = time.monotonic() + within
+        while True:
+            for message in self.messages(channel, viewer=viewer):
+                if match is None or match(message):
+                    return message
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no matching message in {channel} after {within}s")
+            await asyncio.sleep(0.02)
+
+    async def wait_for_home_view(self, user_id: str, *, within: float = 5.0) -> JsonDict:
+        """The user's App Home view once the bot has published one (``TimeoutError`` if not)."""
+        deadline = time.monotonic() + within
+        while (view := self.home_view(user_id)) is None:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no home view for {user_id} after {within}s")
+            await asyncio.sleep(0.02)
+        return view
+
+
+def _action(block: JsonDict, element: JsonDict) -> JsonDict:
+    action: JsonDict = {
+        "action_id": element["action_id"],
+        "block_id": block["block_id"],
+        "text": element.get("text"),
+        "type": "button",
+        "action_ts": f"{time.time():.6f}",
+    }
+    if "value" in element:
+        action["value"] = element["value"]
+    if "style" in element:
+        action["style"] = element["style"]
+    return action
+
+
+def _with_slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"

@@ -1,0 +1,127 @@
+"""The embedded default in a real browser: headless Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.server import serve
+from bot.settings import load_settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_PRESENT = CHROMIUM.exists()
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def sandbox_url(tmp_path: Path) -> AsyncIterator[str]:
+    port = _free_port()
+    settings = load_settings(
+        PMBOT_MODE="sandbox", PMBOT_PORT=port, DATABASE_URL=f"sqlite:///{tmp_path}/e2e.sqlite3"
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop=stop))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            break
+        except OSError:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.1)
+    yield url
+    stop.set()
+    await asyncio.wait_for(task, 20)
+
+
+@pytest.fixture
+async def page(sandbox_url: str) -> AsyncIterator[object]:
+    if not CHROMIUM_PRESENT:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("Chromium is required under CI (.ci/run installs it)")
+        pytest.skip("Debian's chromium is not installed: browser tests skipped")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = await browser.new_context()
+        yield await context.new_page()
+        await browser.close()
+
+
+async def _send(page: object, text: str) -> None:
+    from playwright.async_api import Page
+
+    assert isinstance(page, Page)
+    await page.fill("#composer", text)
+    await page.click("#send")
+
+
+async def test_help_in_the_sandbox(page: object, sandbox_url: str) -> None:
+    from playwright.async_api import Page, expect
+
+    assert isinstance(page, Page)
+    await page.goto(sandbox_url + "/")
+    await page.select_option("#user-select", "U0ALICE")
+    await page.click("text=general")
+    await _send(page, "/pm help")
+    reply = page.locator("[data-testid=ephemeral]").filter(has_text="/pm whoami")
+    await expect(reply.first).to_be_visible(timeout=10_000)
+
+
+async def test_link_then_whoami_in_the_browser(page: object, sandbox_url: str) -> None:
+    from playwright.async_api import Page, expect
+
+    assert isinstance(page, Page)
+    await page.goto(sandbox_url + "/")
+    await page.select_option("#user-select", "U0ALICE")
+    await page.click("text=general")
+    await _send(page, "/pm link")
+    link = page.locator("[data-testid=ephemeral] a[href*='/auth/link/']").first
+    await expect(link).to_be_visible(timeout=10_000)
+    href = await link.get_attribute("href")
+    assert href
+    login = await page.context.new_page()
+    started = time.perf_counter()
+    await login.goto(href)
+    await login.click("[data-testid=continue]")
+    await login.click("[data-testid='login-as-alice@example.com']")
+    await expect(login.locator("[data-testid=linked]")).to_contain_text(
+        "Linked as alice@example.com", timeout=10_000
+    )
+    await page.bring_to_front()
+    await page.click("[data-testid=dm-list] >> text=pmbot")
+    confirmation = page.locator("[data-testid=message]").filter(has_text="now linked")
+    await expect(confirmation.first).to_be_visible(timeout=10_000)
+    elapsed = time.perf_counter() - started
+    print(f"link click to DM confirmation seen in the browser: {elapsed * 1000:.0f} ms")
+    await page.click("text=general")
+    await _send(page, "/pm whoami")
+    whoami = page.locator("[data-testid=ephemeral]").filter(has_text="auth0|alice")
+    await expect(whoami.first).to_be_visible(timeout=10_000)

@@ -1,0 +1,255 @@
+"""Account linking end to end: Slack sandbox -> pmbot -> dev identity provider -> pmbot."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select, update
+
+from authz.ports import Consistency
+from bot.identity.crypto import DecryptionError, TokenCipher
+from bot.storage.models import LinkRequest, SlackLink
+from tests.support import ENCRYPTION_KEYS, TEAM, Harness, eventually, from_bot, running_bot
+
+
+@pytest.fixture
+async def bot(database_url: str) -> AsyncIterator[Harness]:
+    async with running_bot(database_url) as harness:
+        yield harness
+
+
+def browser() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+async def link_count(bot: Harness) -> int:
+    async with bot.deps.db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(SlackLink)) or 0)
+
+
+async def callback_status(
+    bot: Harness, session: aiohttp.ClientSession, url: str
+) -> tuple[int, str]:
+    async with session.get(url) as resp:
+        return resp.status, await resp.text()
+
+
+def link_url_from(messages: list[dict[str, Any]]) -> str:
+    text = json.dumps(messages)
+    start = text.index("/auth/link/")
+    end = min(
+        i for i in (text.find("|", start), text.find('"', start), text.find(">", start)) if i > 0
+    )
+    prefix_start = text.rfind("http", 0, start)
+    return text[prefix_start:end]
+
+
+async def test_link_whoami_and_unlink_through_slack(bot: Harness) -> None:
+    await bot.sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", "link")
+    prompt = await eventually(lambda: bot.sandbox.messages("C0GENERAL", viewer="U0ALICE"))
+    assert not bot.sandbox.messages("C0GENERAL", viewer="U0BOB")
+    url = link_url_from(prompt)
+    async with browser() as b:
+        authorize = await bot.open_link_in_browser(url, b)
+        callback = await bot.log_in(authorize, b, "alice@example.com")
+        status, html = await callback_status(bot, b, callback)
+    assert status == 200 and "Linked as alice@example.com" in html
+    dm = (await bot.deps.slack.conversations_open(users="U0ALICE"))["channel"]["id"]
+    confirmation = await eventually(lambda: bot.sandbox.messages(dm))
+    assert "alice@example.com" in confirmation[-1]["text"]
+
+    assert await bot.deps.authz.check("user:auth0|alice", "member", f"workspace:{TEAM}")
+    await bot.sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", "whoami")
+    whoami = await eventually(
+        lambda: [
+            m
+            for m in bot.sandbox.messages("C0GENERAL", viewer="U0ALICE")
+            if "linked as" in m.get("text", "")
+        ]
+    )
+    assert "auth0|alice" in whoami[0]["text"] and "delete:projects" in whoami[0]["text"]
+
+    await bot.sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", "unlink")
+    await eventually(
+        lambda: [
+            m
+            for m in bot.sandbox.messages("C0GENERAL", viewer="U0ALICE")
+            if "unlinked" in m.get("text", "")
+        ]
+    )
+    assert await link_count(bot) == 0
+    assert bot.idp.revoked_refresh_tokens()
+    assert not await bot.deps.authz.check(
+        "user:auth0|alice",
+        "member",
+        f"workspace:{TEAM}",
+        consistency=Consistency.HIGHER_CONSISTENCY,
+    )
+
+
+async def test_unlinked_users_only_get_an_ephemeral_link_prompt(bot: Harness) -> None:
+    posted = await bot.sandbox.post_message("U0BOB", "C0GENERAL", "<@U0PMBOT> status of Apollo?")
+    prompt = await eventually(lambda: bot.sandbox.messages("C0GENERAL", viewer="U0BOB")[1:])
+    assert any("/auth/link/" in json.dumps(m) for m in prompt)
+    public = [
+        m
+        for m in bot.sandbox.messages("C0GENERAL", viewer="U0CAROL")
+        if m.get("ts") != posted["ts"]
+    ]
+    assert public == []
+    await bot.sandbox.run_command("U0BOB", "C0GENERAL", "/pm", "whoami")
+    await eventually(
+        lambda: (
+            len(
+                [
+                    m
+                    for m in bot.sandbox.messages("C0GENERAL", viewer="U0BOB")
+                    if "/auth/link/" in json.dumps(m)
+                ]
+            )
+            >= 2
+        )
+    )
+
+
+async def test_linked_users_are_answered(bot: Harness) -> None:
+    await bot.link("U0BOB", "bob@example.com")
+    posted = await bot.sandbox.post_message("U0BOB", "C0GENERAL", "<@U0PMBOT> hi")
+    reply = await eventually(
+        lambda: [
+            m
+            for m in from_bot(bot.sandbox.messages("C0GENERAL"))
+            if m.get("thread_ts") == posted["ts"]
+        ]
+    )
+    assert "linked" in reply[0]["text"]
+
+
+async def test_home_shows_the_link_state(bot: Harness) -> None:
+    await bot.sandbox.open_home("U0CAROL")
+    view = await eventually(lambda: bot.sandbox.home_view("U0CAROL"))
+    assert "not linked" in json.dumps(view)
+    await bot.link("U0CAROL", "carol@example.com")
+    await bot.sandbox.open_home("U0CAROL")
+    await eventually(lambda: "carol@example.com" in json.dumps(bot.sandbox.home_view("U0CAROL")))
+
+
+async def test_state_is_single_use_and_codes_cannot_be_replayed(bot: Harness) -> None:
+    link = await bot.deps.identity.start_link(TEAM, "U0ALICE")
+    async with browser() as b:
+        authorize = await bot.open_link_in_browser(link, b)
+        callback = await bot.log_in(authorize, b, "alice@example.com")
+        assert (await callback_status(bot, b, callback))[0] == 200
+        status, html = await callback_status(bot, b, callback)
+        assert status == 400 and "already used" in html
+        async with b.post(link, allow_redirects=False) as again:
+            assert again.status == 400
+    assert await link_count(bot) == 1
+
+
+async def test_unknown_and_expired_states_are_refused(bot: Harness) -> None:
+    async with browser() as b:
+        status, html = await callback_status(
+            bot, b, f"{bot.bot_url}/auth/callback?state=nope&code=x"
+        )
+        assert status == 400 and "not valid" in html
+        link = await bot.deps.identity.start_link(TEAM, "U0ALICE")
+        authorize = await bot.open_link_in_browser(link, b)
+        callback = await bot.log_in(authorize, b, "alice@example.com")
+        async with bot.deps.db.session() as session:
+            await session.execute(
+                update(LinkRequest).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        status, html = await callback_status(bot, b, callback)
+        assert status == 400 and "expired" in html
+        status, _ = await callback_status(
+            bot, b, f"{bot.bot_url}/auth/callback?error=access_denied&state=x"
+        )
+        assert status == 400
+    assert await link_count(bot) == 0
+
+
+async def test_a_callback_in_another_browser_is_refused(bot: Harness) -> None:
+    """Alice's flow finished in Bob's browser (e.g. a forwarded callback) links nobody."""
+    link = await bot.deps.identity.start_link(TEAM, "U0ALICE")
+    async with browser() as alice, browser() as bob:
+        authorize = await bot.open_link_in_browser(link, alice)
+        callback = await bot.log_in(authorize, alice, "alice@example.com")
+        status, html = await callback_status(bot, bob, callback)
+    assert status == 400 and "another browser" in html
+    assert await link_count(bot) == 0
+
+
+async def test_an_injected_code_from_another_login_is_refused(bot: Harness) -> None:
+    mallory_link = await bot.deps.identity.start_link(TEAM, "U0DAVE")
+    alice_link = await bot.deps.identity.start_link(TEAM, "U0ALICE")
+    async with browser() as mallory, browser() as alice:
+        m_authorize = await bot.open_link_in_browser(mallory_link, mallory)
+        m_callback = await bot.log_in(m_authorize, mallory, "dave@example.com")
+        a_authorize = await bot.open_link_in_browser(alice_link, alice)
+        a_callback = await bot.log_in(a_authorize, alice, "alice@example.com")
+        m_code = aiohttp.client.URL(m_callback).query["code"]
+        a_state = aiohttp.client.URL(a_callback).query["state"]
+        status, html = await callback_status(
+            bot, alice, f"{bot.bot_url}/auth/callback?state={a_state}&code={m_code}"
+        )
+    assert status == 400 and "did not accept" in html
+    assert await link_count(bot) == 0
+
+
+async def test_one_identity_links_one_slack_user(bot: Harness) -> None:
+    await bot.link("U0ALICE", "alice@example.com")
+    link = await bot.deps.identity.start_link(TEAM, "U0BOB")
+    async with browser() as b:
+        authorize = await bot.open_link_in_browser(link, b)
+        callback = await bot.log_in(authorize, b, "alice@example.com")
+        status, html = await callback_status(bot, b, callback)
+    assert status == 400 and "already linked to another Slack user" in html
+    assert await link_count(bot) == 1
+
+
+async def test_identity_provider_down_writes_nothing(bot: Harness) -> None:
+    link = await bot.deps.identity.start_link(TEAM, "U0ALICE")
+    async with browser() as b:
+        authorize = await bot.open_link_in_browser(link, b)
+        callback = await bot.log_in(authorize, b, "alice@example.com")
+        bot.idp.set_unavailable(True)
+        status, html = await callback_status(bot, b, callback)
+    assert status == 503 and "unreachable" in html
+    assert await link_count(bot) == 0
+
+
+async def test_expired_permissions_are_refreshed(bot: Harness) -> None:
+    await bot.link("U0BOB", "bob@example.com")
+    async with bot.deps.db.session() as session:
+        await session.execute(
+            update(SlackLink).values(
+                permissions="[]", permissions_expire_at=datetime.now(UTC) - timedelta(seconds=1)
+            )
+        )
+    identity = await bot.deps.identity.require(TEAM, "U0BOB")
+    assert identity.permissions == {"read:projects", "write:projects"}
+    bot.deps.identity.require_permission(identity, "write:projects")
+    from bot.errors import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        bot.deps.identity.require_permission(identity, "delete:projects")
+
+
+async def test_refresh_tokens_are_encrypted_at_rest(bot: Harness) -> None:
+    await bot.link("U0BOB", "bob@example.com")
+    async with bot.deps.db.session() as session:
+        row = await session.scalar(select(SlackLink))
+    assert row is not None and row.refresh_token_enc
+    assert row.key_id == "k1" and row.refresh_token_enc.startswith("k1.")
+    plain = TokenCipher(ENCRYPTION_KEYS).decrypt(row.refresh_token_enc, purpose="refresh_token")
+    assert plain not in row.refresh_token_enc
+    refreshed = await bot.deps.auth0.refresh(plain)
+    assert refreshed["access_token"]
+    with pytest.raises(DecryptionError):
+        TokenCipher(ENCRYPTION_KEYS).decrypt(row.refresh_token_enc, purpose="pkce")
