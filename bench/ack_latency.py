@@ -76,6 +76,28 @@ async def _wait_healthy(http: aiohttp.ClientSession, url: str, within: float = 6
     raise SystemExit(f"pmbot did not become healthy at {url}")
 
 
+def link_user(path: str) -> None:
+    import sqlite3
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO slack_links (team_id, slack_user_id, sub, email, name, permissions,"
+            " permissions_expire_at, linked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                "T0SANDBOX",
+                "U0ALICE",
+                "auth0|alice",
+                "alice@example.com",
+                "Alice",
+                '["read:projects"]',
+                (now + timedelta(days=1)).isoformat(),
+                now.isoformat(),
+            ),
+        )
+
+
 def start_bot(bot_port: int, sandbox_port: int) -> subprocess.Popen[bytes]:
     """`pmbot serve` in its own process, replying to the sandbox's Web API."""
     workdir = tempfile.mkdtemp(prefix="pmbot-bench-")
@@ -101,6 +123,8 @@ def start_bot(bot_port: int, sandbox_port: int) -> subprocess.Popen[bytes]:
         check=True,
         stdout=subprocess.DEVNULL,
     )
+    # The benchmark's user is linked (a stored link row), so each event gets a real reply.
+    link_user(f"{workdir}/bench.sqlite3")
     return subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve", "--port", str(bot_port)], cwd=REPO, env=env
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -60,10 +61,18 @@ def build_bolt_app(deps: Deps) -> AsyncApp:
     from handlers import register_all
 
     register_all(app, deps)
+
+    # Registered last, so it only sees events no handler claimed: acknowledged and ignored.
+    @app.event(re.compile(".*"))
+    async def ignore_other_events() -> None:
+        return None
+
     return app
 
 
 def _is_listener_task(task: asyncio.Task[object]) -> bool:
+    if task.get_name() == "pmbot-event-dispatch":
+        return True
     coro = task.get_coro()
     name = getattr(coro, "__qualname__", "")
     # Bolt runs each listener after the ack in a task of this coroutine.

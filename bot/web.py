@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from hashlib import sha256
 from urllib.parse import parse_qs
@@ -15,6 +17,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot.dedup import delivery_key
 from bot.identity.routes import add_routes as add_auth_routes
 from bot.wiring import Deps
 
@@ -88,7 +91,7 @@ async def slack_events(request: web.Request) -> web.Response:
     ):
         return done(web.json_response({"error": "invalid signature"}, status=401))
     try:
-        kind, _parsed = _kind(request.content_type, body)
+        kind, parsed = _kind(request.content_type, body)
     except (ValueError, UnicodeDecodeError) as exc:
         log.info("rejected a malformed Slack body: %s", exc)
         return done(web.json_response({"error": "malformed body"}, status=400))
@@ -98,6 +101,20 @@ async def slack_events(request: web.Request) -> web.Response:
         query=request.query_string,
         headers={k: list(request.headers.getall(k)) for k in request.headers},
     )
+    if kind == "event" and isinstance(parsed, dict):
+        # Events need no response body: ack now, process after. A redelivery already seen
+        # by this process is dropped here; the database claim (in the Bolt middleware)
+        # catches the ones seen before a restart or by another replica.
+        recent = request.app[RECENT_KEY]
+        key = delivery_key(parsed)
+        if key is not None and recent.seen(key[1]):
+            deps.metrics.duplicates.inc(key[0])
+            return done(web.Response(status=200))
+        task = asyncio.create_task(_dispatch_event(bolt, bolt_request, deps), name=EVENT_TASK)
+        pending = request.app[PENDING_KEY]
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        return done(web.Response(status=200))
     try:
         bolt_response = await bolt.async_dispatch(bolt_request)
     except Exception:
@@ -108,6 +125,38 @@ async def slack_events(request: web.Request) -> web.Response:
         # An event type no listener handles: acknowledge it so Slack does not retry.
         return done(web.Response(status=200))
     return done(await to_aiohttp_response(bolt_response))
+
+
+EVENT_TASK = "pmbot-event-dispatch"
+
+
+class RecentDeliveries:
+    """A bounded, in-process memory of delivery keys: the cheap first line of dedup."""
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+
+    def seen(self, key: str) -> bool:
+        """True if ``key`` was seen before; records it either way."""
+        if key in self._keys:
+            return True
+        self._keys[key] = None
+        if len(self._keys) > self._capacity:
+            self._keys.popitem(last=False)
+        return False
+
+
+RECENT_KEY = web.AppKey("recent_deliveries", RecentDeliveries)
+PENDING_KEY = web.AppKey("pending_dispatches", set)
+
+
+async def _dispatch_event(bolt: AsyncApp, bolt_request: AsyncBoltRequest, deps: Deps) -> None:
+    try:
+        await bolt.async_dispatch(bolt_request)
+    except Exception:
+        deps.metrics.errors.inc("dispatch")
+        log.exception("event dispatch failed")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -143,6 +192,8 @@ def create_web_app(deps: Deps, bolt: AsyncApp, *, slack_endpoint: bool = True) -
     )
     app[DEPS_KEY] = deps
     app[BOLT_KEY] = bolt
+    app[RECENT_KEY] = RecentDeliveries()
+    app[PENDING_KEY] = set()
     if slack_endpoint:
         app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
