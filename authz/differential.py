@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import inspect
 import json
@@ -466,8 +467,8 @@ class ModelGenerator:
                     defs[t]["b"] = Union((Direct(("user",)), FromTupleset("b", ts)))
 
     def _ladder(self) -> TypeDef:
-        # Computed usersets chained past the depth limit: the real engine resolves them
-        # without spending depth, so the embedded engine must not fail them.
+        # Computed usersets chained past the depth limit: the real engine's Check resolves
+        # them without spending depth, while its ListObjects does spend it.
         length = self.rng.randint(20, 32)
         relations: list[tuple[str, Rewrite]] = [
             (f"l{i}", Computed(f"l{i + 1}")) for i in range(length)
@@ -1345,6 +1346,8 @@ class Mismatch:
     real_detail: str = ""
     original_tuple_count: int = 0
     original_type_count: int = 0
+    #: Every answer the real engine gave when asked again (more than one: nondeterministic).
+    real_variants: tuple[Outcome, ...] = ()
 
     @property
     def dsl(self) -> str:
@@ -1383,6 +1386,11 @@ class Mismatch:
             f"  replay: {self.replay_command()}",
             f"  query: {self.query}",
             f"  real engine: {self.real}" + (f"  ({self.real_detail})" if self.real_detail else ""),
+            *(
+                [f"  the real engine is nondeterministic here; it answered: {self.real_variants}"]
+                if len(self.real_variants) > 1
+                else []
+            ),
             f"  embedded:    {self.embedded}",
             f"  model ({len(self.spec.types)} of {self.original_type_count or len(self.spec.types)}"
             " types after shrinking):",
@@ -1427,6 +1435,9 @@ class DifferentialReport:
     real_counts: dict[str, int] = field(default_factory=dict)
     mismatches: list[Mismatch] = field(default_factory=list)
     model_mismatches: list[ModelMismatch] = field(default_factory=list)
+    #: Queries the real engine answers differently from run to run, and the embedded engine
+    #: gives one of those answers: reported, not failures.
+    unstable: list[Mismatch] = field(default_factory=list)
     #: Candidates that passed validation but whose model or tuples a store refused.
     refused_cases: dict[int, str] = field(default_factory=dict)
     real_seconds: float = 0.0
@@ -1446,6 +1457,7 @@ class DifferentialReport:
             f"({len(self.batch.rejected)} rejected candidates), {self.checks_run} checks, "
             f"{self.list_objects_run} list_objects; real answers: {counts}; "
             f"mismatches: {len(self.mismatches)} queries, {len(self.model_mismatches)} models; "
+            f"{len(self.unstable)} queries where the real engine is nondeterministic; "
             f"real {self.real_seconds:.1f}s, embedded {self.embedded_seconds:.1f}s, "
             f"shrinking {self.shrink_seconds:.1f}s, total {self.total_seconds:.1f}s"
             + ("" if self.embedded_ran else " (real engine only)")
@@ -1457,6 +1469,12 @@ class DifferentialReport:
         parts = [self.summary(), *(m.report() for m in shown)]
         if len(shown) < len(found):
             parts.append(f"... and {len(found) - len(shown)} more mismatches")
+        parts.extend(
+            f"NOTE nondeterministic real engine: seed={m.seed} model={m.model_index} "
+            f"scenario={m.scenario} {m.query}: real answers {m.real_variants}, "
+            f"embedded {m.embedded}"
+            for m in self.unstable
+        )
         return "\n\n".join(parts)
 
 
@@ -1514,6 +1532,7 @@ def run_differential(
         embedded_started = time.perf_counter()
         _compare(report, RealRun(outcomes, details, {}, 0.0), embedded)
         report.embedded_seconds = time.perf_counter() - embedded_started
+        _confirm(report, real)
         shrink_started = time.perf_counter()
         deadline = shrink_started + shrink_budget_s
         # One shrunk case per model: mismatches of one model usually share their cause.
@@ -1527,6 +1546,51 @@ def run_differential(
         report.shrink_seconds = time.perf_counter() - shrink_started
     report.total_seconds = time.perf_counter() - started
     return report
+
+
+#: How many times a query the engines disagree on is asked again of the real engine.
+REAL_REPEATS = 12
+
+
+def _confirm(report: DifferentialReport, real: RealEngine) -> None:
+    """Ask the real engine again about every mismatch (``REAL_REPEATS`` times, one run).
+
+    The real engine evaluates branches concurrently and, with cycles and errors in the same
+    rewrite, its answer can depend on which branch finishes first. Such a query is moved to
+    ``report.unstable`` when the embedded answer is one of the real engine's answers.
+    """
+    if not report.mismatches:
+        return
+    by_scenario: dict[tuple[int, str], list[Query]] = {}
+    for m in report.mismatches:
+        by_scenario.setdefault((m.model_index, m.scenario), []).append(m.query)
+    cases = {c.index: c for c in report.batch.cases}
+    documents: dict[str, dict[str, Any]] = {}
+    for (index, name), queries in by_scenario.items():
+        case = cases[index]
+        scenario = next(s for s in case.scenarios if s.name == name)
+        checks = tuple(q for q in queries if isinstance(q, CheckQuery))
+        lists = tuple(q for q in queries if isinstance(q, ListObjectsQuery))
+        repeats = [
+            Scenario(f"{name}~{r}", scenario.tuples, checks, lists) for r in range(REAL_REPEATS)
+        ]
+        documents[f"{_stem(case)}-{name}"] = fga_test_document(case.dsl, repeats)
+    run = real.run_documents(documents)
+    confirmed: list[Mismatch] = []
+    for m in report.mismatches:
+        answers = [
+            run.outcomes.get(query_key(f"{m.scenario}~{r}", m.query)) for r in range(REAL_REPEATS)
+        ]
+        seen = tuple(sorted({m.real, *(a for a in answers if a is not None)}))
+        if len(seen) == 1:
+            confirmed.append(m)
+            continue
+        flagged = dataclasses.replace(m, real_variants=seen)
+        if m.embedded in seen:
+            report.unstable.append(flagged)
+        else:
+            confirmed.append(flagged)
+    report.mismatches = confirmed
 
 
 def _count(report: DifferentialReport, case: ModelCase, outcomes: dict[QueryKey, Outcome]) -> None:

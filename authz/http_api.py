@@ -118,6 +118,8 @@ OPENFGA_ERROR_CODES: Final[Mapping[str, int]] = {
     "invalid_start_time": 2059,
 }
 OPENFGA_ERROR_NAMES: Final[Mapping[int, str]] = {v: k for k, v in OPENFGA_ERROR_CODES.items()}
+# OpenFGA's NotFoundErrorCode store_id_not_found (answered with HTTP 404).
+STORE_ID_NOT_FOUND: Final = 5002
 
 # OpenFGA's server defaults.
 MAX_CONTEXTUAL_TUPLES: Final = 100
@@ -677,10 +679,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as exc:
         return _error_response(exc.status, exc.code, exc.message)
-    except StoreNotFoundError:
-        exc404 = _store_not_found()
-        return _error_response(exc404.status, exc404.code, exc404.message)
     except AuthzValidationError as exc:
+        if isinstance(exc, StoreNotFoundError) or exc.code == STORE_ID_NOT_FOUND:
+            missing = _store_not_found()
+            return _error_response(missing.status, missing.code, missing.message)
         return _error_response(400, error_code_name(exc.code), exc.message)
     except AuthzEvaluationError as exc:
         if _is_too_complex(exc):

@@ -10,7 +10,7 @@ Error mapping (the port's contract, fail closed):
   the code's name, mapped with :data:`OPENFGA_ERROR_CODES`), except
   ``authorization_model_resolution_too_complex`` (the depth limit), which is an
   :class:`AuthzEvaluationError`;
-* requests the SDK refuses before sending (a malformed model id...) raise
+* requests the SDK refuses before sending (malformed arguments) raise
   :class:`AuthzValidationError` (``validation_error``).
 
 ``write``/``delete`` are idempotent: they ask the server to ignore existing/missing tuples
@@ -211,18 +211,22 @@ class OpenFgaAuthorizer:
         """An authorizer on ``store_id`` (and ``model_id``, else the store's latest model);
         the SDK client (and its HTTP session) is created here, in the running loop, and
         closed on exit. No request is sent until the first call, so opening never fails
-        because the server is down. ``timeout_ms`` bounds each HTTP request; ``max_retries``
-        is how often the SDK retries a 429/5xx answer."""
-        client: Any = OpenFgaClient(
-            _configuration(
-                api_url=api_url,
-                store_id=store_id,
-                model_id=model_id,
-                api_token=api_token,
-                timeout_ms=timeout_ms,
-                max_retries=max_retries,
-            )
+        because the server is down; a malformed configuration (URL, ids that are not ULIDs,
+        timeout) raises ``ValueError`` here. ``timeout_ms`` bounds each HTTP request;
+        ``max_retries`` is how often the SDK retries a 429/5xx answer."""
+        configuration = _configuration(
+            api_url=api_url,
+            store_id=store_id,
+            model_id=model_id,
+            api_token=api_token,
+            timeout_ms=timeout_ms,
+            max_retries=max_retries,
         )
+        try:
+            configuration.is_valid()
+        except (FgaValidationException, ApiValueError) as exc:
+            raise ValueError(f"invalid OpenFGA configuration: {exc}") from exc
+        client: Any = OpenFgaClient(configuration)
         try:
             yield cls(client)
         finally:

@@ -93,8 +93,8 @@ class ErrorCode(enum.IntEnum):
     store_id_invalid_length = 2030
     assertions_too_many_items = 2033
     id_too_long = 2034
-    invalid_authorization_model = 2036
-    unsupported_schema_version = 2037
+    invalid_authorization_model = 2056
+    unsupported_schema_version = 2057
     store_id_not_found = 5002
 
 

@@ -18,7 +18,9 @@ import base64
 import hashlib
 import hmac
 import json
+import multiprocessing
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -98,6 +100,30 @@ def link_user(path: str) -> None:
         )
 
 
+def _sandbox_main(bot_port: int, sandbox_port: int) -> None:
+    async def main() -> None:
+        sandbox = SlackSandbox(
+            seed=default_seed(),
+            signing_secret=SECRET,
+            bot_token=TOKEN,
+            events_url=f"http://127.0.0.1:{bot_port}/slack/events",
+            public_url=f"http://127.0.0.1:{sandbox_port}/",
+        )
+        runner = web.AppRunner(sandbox.app(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", sandbox_port).start()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def start_sandbox(bot_port: int, sandbox_port: int) -> multiprocessing.Process:
+    """The Slack sandbox in a process of its own, so it does not slow the sender."""
+    proc = multiprocessing.Process(target=_sandbox_main, args=(bot_port, sandbox_port), daemon=True)
+    proc.start()
+    return proc
+
+
 def start_bot(bot_port: int, sandbox_port: int) -> subprocess.Popen[bytes]:
     """`pmbot serve` in its own process, replying to the sandbox's Web API."""
     workdir = tempfile.mkdtemp(prefix="pmbot-bench-")
@@ -130,23 +156,22 @@ def start_bot(bot_port: int, sandbox_port: int) -> subprocess.Popen[bytes]:
     )
 
 
+async def _bot_replies(http: aiohttp.ClientSession, sandbox_url: str, channel: str) -> int:
+    async with http.get(
+        f"{sandbox_url}/ui/messages", params={"channel": channel, "user": "U0ALICE"}
+    ) as resp:
+        doc = await resp.json()
+    return len([m for m in doc["messages"] if m.get("bot_id") or m.get("user") == "U0PMBOT"])
+
+
 async def run(rate: int, seconds: float, bot_port: int, sandbox_port: int) -> dict[str, Any]:
     bot_url = f"http://127.0.0.1:{bot_port}"
-    sandbox = SlackSandbox(
-        seed=default_seed(),
-        signing_secret=SECRET,
-        bot_token=TOKEN,
-        events_url=f"{bot_url}/slack/events",
-    )
-    runner = web.AppRunner(sandbox.app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", sandbox_port).start()
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-
     latencies: list[float] = []
+    timeline: list[tuple[float, float]] = []
     statuses: dict[int, int] = {}
-    try:
-        connector = aiohttp.TCPConnector(limit=200)
+    connector = aiohttp.TCPConnector(limit=200)
+    if connector:
         async with aiohttp.ClientSession(connector=connector) as http:
             await _wait_healthy(http, f"{bot_url}/healthz")
             async with http.post(
@@ -184,6 +209,7 @@ async def run(rate: int, seconds: float, bot_port: int, sandbox_port: int) -> di
                 async with http.post(f"{bot_url}/slack/events", data=body, headers=headers) as r:
                     await r.read()
                     latencies.append((time.perf_counter() - started) * 1000)
+                    timeline.append((started - start, latencies[-1]))
                     statuses[r.status] = statuses.get(r.status, 0) + 1
 
             total = int(rate * seconds)
@@ -199,32 +225,33 @@ async def run(rate: int, seconds: float, bot_port: int, sandbox_port: int) -> di
                     tasks.append(asyncio.create_task(deliver(n, retry)))
             await asyncio.gather(*tasks)
             sent_for = time.perf_counter() - start
-            # Let the bot finish replying to the last events.
-            expected = total
+            async with http.get(f"{bot_url}/metrics") as resp:
+                server_metrics = await resp.text()
+            # Let the bot finish replying to the last events; count its replies.
             deadline = time.monotonic() + 30
             replies = 0
             while time.monotonic() < deadline:
-                replies = len(
-                    [
-                        m
-                        for m in sandbox.messages(channel)
-                        if m.get("bot_id") or m.get("user") == "U0PMBOT"
-                    ]
-                )
-                if replies >= expected:
+                replies = await _bot_replies(http, sandbox_url, channel)
+                if replies >= total:
                     await asyncio.sleep(1.0)
-                    replies = len(
-                        [
-                            m
-                            for m in sandbox.messages(channel)
-                            if m.get("bot_id") or m.get("user") == "U0PMBOT"
-                        ]
-                    )
+                    replies = await _bot_replies(http, sandbox_url, channel)
                     break
                 await asyncio.sleep(0.2)
-    finally:
-        await runner.cleanup()
+    if os.environ.get("BENCH_TIMELINE"):
+        for second in range(int(seconds) + 1):
+            window = [lat for at, lat in timeline if second <= at < second + 1]
+            if window:
+                print(f"second {second}: n={len(window)} p99={_percentile(window, 0.99):.1f} ms")
+    server_buckets = {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(
+            r'pmbot_slack_ack_seconds_bucket\{kind="event",le="([^"]+)"\} (\d+)', server_metrics
+        )
+    }
+    server_total = server_buckets.get("+Inf", 0) or 1
     return {
+        "server_acks_within_10ms": round(server_buckets.get("0.01", 0) / server_total, 4),
+        "server_acks_within_100ms": round(server_buckets.get("0.1", 0) / server_total, 4),
         "events": total,
         "deliveries": len(latencies),
         "rate_per_s": rate,
@@ -247,12 +274,15 @@ def main() -> None:
     args = parser.parse_args()
     seconds = 8.0 if args.quick else args.seconds
     bot_port, sandbox_port = _free_port(), _free_port()
+    sandbox = start_sandbox(bot_port, sandbox_port)
     proc = start_bot(bot_port, sandbox_port)
     try:
         figures = asyncio.run(run(args.rate, seconds, bot_port, sandbox_port))
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        sandbox.terminate()
+        sandbox.join(timeout=10)
     print(f"events: {figures['events']} x {DELIVERIES} deliveries at {args.rate}/s")
     print(f"ack latency p50 {figures['ack_p50_ms']} ms, p99 {figures['ack_p99_ms']} ms")
     print(

@@ -12,7 +12,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
-from bot.dedup import delivery_key
+from bot.dedup import DedupUnavailable, delivery_key
 from bot.messages import user_message
 from bot.wiring import Deps
 
@@ -36,7 +36,15 @@ def build_bolt_app(deps: Deps) -> AsyncApp:
         found = delivery_key(req.body)
         if found is not None:
             kind, key = found
-            if not await deps.dedup.claim(kind, key):
+            try:
+                fresh = await deps.dedup.claim(kind, key)
+            except DedupUnavailable:
+                # Losing the delivery would be worse than the small chance of a duplicate:
+                # redeliveries to this process are still caught in memory.
+                deps.metrics.errors.inc("dedup")
+                log.error("could not record delivery %s; handling it anyway", key)
+                fresh = True
+            if not fresh:
                 deps.metrics.duplicates.inc(kind)
                 log.info("ignored a redelivery of %s", key)
                 return BoltResponse(status=200, body="")

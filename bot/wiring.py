@@ -48,11 +48,15 @@ class Deps:
     extras: dict[str, object] = field(default_factory=dict)
 
 
-def build_slack_client(settings: Settings) -> AsyncWebClient:
-    """Web API client; 429s are retried honouring ``Retry-After``."""
+def build_slack_client(
+    settings: Settings, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """Web API client; 429s are retried honouring ``Retry-After``. A shared session keeps
+    connections to Slack open between calls."""
     return AsyncWebClient(
         token=settings.bot_token,
         base_url=settings.slack_api_url,
+        session=session,
         timeout=10,
         retry_handlers=[
             AsyncRateLimitErrorRetryHandler(max_retry_count=3),
@@ -119,7 +123,7 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
         yield Deps(
             settings=settings,
             db=db,
-            slack=build_slack_client(settings),
+            slack=build_slack_client(settings, http),
             http=http,
             metrics=registry,
             dedup=Deduplicator(db=db, ttl=timedelta(seconds=settings.event_dedup_ttl_seconds)),

@@ -223,11 +223,20 @@ async def test_validation_errors_carry_openfga_codes(
         with pytest.raises(AuthzValidationError) as no_model:
             await pinned.check("user:anne", "owner", "document:1")
     assert no_model.value.code == OPENFGA_ERROR_CODES["authorization_model_not_found"]
-    async with OpenFgaAuthorizer.open(
-        api_url=fga_url, store_id=store_id, model_id="not-a-ulid", api_token=None, timeout_ms=2000
-    ) as malformed:
-        with pytest.raises(AuthzValidationError):
-            await malformed.check("user:anne", "owner", "document:1")
+
+
+async def test_malformed_configuration_fails_at_open() -> None:
+    for bad in (
+        {"store_id": "not-a-ulid"},
+        {"store_id": STORE, "model_id": "not-a-ulid"},
+        {"store_id": STORE, "timeout_ms": -1},
+    ):
+        kwargs: dict[str, Any] = {"api_url": "http://127.0.0.1:1", "api_token": None}
+        kwargs["timeout_ms"] = 1000
+        kwargs.update(bad)
+        with pytest.raises(ValueError, match="invalid OpenFGA configuration"):
+            async with OpenFgaAuthorizer.open(**kwargs):
+                pass
 
 
 async def test_depth_limit_is_an_evaluation_error(authz: OpenFgaAuthorizer) -> None:

@@ -65,3 +65,32 @@ async def test_ping_reports_a_down_database() -> None:
 )
 def test_delivery_keys(body: dict[str, object], expected: tuple[str, str] | None) -> None:
     assert delivery_key(body) == expected
+
+
+async def test_concurrent_claims_are_batched_and_exactly_once(database_url: str) -> None:
+    import asyncio
+    from datetime import timedelta
+
+    db = Database(database_url)
+    try:
+        dedup = Deduplicator(db=db, ttl=timedelta(hours=1))
+        keys = [f"ev:{i % 50}" for i in range(300)]  # every key claimed 6 times at once
+        results = await asyncio.gather(*(dedup.claim("event", k) for k in keys))
+        winners = [k for k, won in zip(keys, results, strict=True) if won]
+        assert sorted(winners) == sorted(set(keys))
+        assert not any(await asyncio.gather(*(dedup.claim("event", k) for k in set(keys))))
+    finally:
+        await db.dispose()
+
+
+async def test_claims_fail_loudly_when_the_database_is_down() -> None:
+    from datetime import timedelta
+
+    from bot.dedup import DedupUnavailable
+
+    db = Database("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    try:
+        with pytest.raises(DedupUnavailable):
+            await Deduplicator(db=db, ttl=timedelta(hours=1)).claim("event", "ev:x")
+    finally:
+        await db.dispose()
