@@ -133,8 +133,17 @@ class Settings(BaseSettings):
             ]
             if missing:
                 problems.append(f"production mode requires {', '.join(missing)}")
-        if self.authz_engine is AuthzEngine.OPENFGA and not self.fga_api_url:
-            problems.append("AUTHZ_ENGINE=openfga requires FGA_API_URL")
+        if self.authz_engine is AuthzEngine.OPENFGA:
+            missing_fga = [
+                name
+                for name, value in (
+                    ("FGA_API_URL", self.fga_api_url),
+                    ("FGA_STORE_ID", self.fga_store_id),
+                )
+                if not value
+            ]
+            if missing_fga:
+                problems.append(f"AUTHZ_ENGINE=openfga requires {', '.join(missing_fga)}")
         if problems:
             raise ValueError("; ".join(problems))
         return self

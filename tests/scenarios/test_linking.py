@@ -253,3 +253,21 @@ async def test_refresh_tokens_are_encrypted_at_rest(bot: Harness) -> None:
     assert refreshed["access_token"]
     with pytest.raises(DecryptionError):
         TokenCipher(ENCRYPTION_KEYS).decrypt(row.refresh_token_enc, purpose="pkce")
+
+
+async def test_authorization_down_fails_closed_and_links_nobody(sqlite_url: str) -> None:
+    async with running_bot(
+        sqlite_url,
+        AUTHZ_ENGINE="openfga",
+        FGA_API_URL="http://127.0.0.1:1",
+        FGA_STORE_ID="01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        FGA_TIMEOUT_MS=300,
+    ) as bot:
+        link = await bot.deps.identity.start_link(TEAM, "U0ALICE")
+        async with browser() as b:
+            authorize = await bot.open_link_in_browser(link, b)
+            callback = await bot.log_in(authorize, b, "alice@example.com")
+            status, html = await callback_status(bot, b, callback)
+        assert status == 503 and "Authorization is unreachable" in html
+        assert await link_count(bot) == 0
+        assert await bot.deps.identity.get(TEAM, "U0ALICE") is None

@@ -56,3 +56,16 @@ def test_json_log_format_is_one_object_per_line() -> None:
         configure_logging("text", "WARNING", [])
     line = stream.getvalue().strip().splitlines()[-1]
     assert json.loads(line)["message"] == "hello world"
+
+
+def test_domain_errors_become_plain_user_text() -> None:
+    from authz.ports import AuthzUnavailable
+    from bot.errors import AuthorizationUnavailable, InputTooLong, UnknownCommand
+    from bot.messages import GENERIC_FAILURE, user_message
+
+    assert "Authorization is unavailable" in user_message(AuthzUnavailable("down"))
+    assert "Authorization is unavailable" in user_message(AuthorizationUnavailable())
+    assert "`frob`" in user_message(UnknownCommand("frob"))
+    assert "5000" in user_message(InputTooLong(5000, 4000))
+    secret_error = RuntimeError("password=hunter2 at db host")
+    assert user_message(secret_error) == GENERIC_FAILURE
