@@ -24,14 +24,20 @@ def _settings_or_exit(**overrides: object) -> Settings:
         raise SystemExit(2) from None
 
 
-def _secrets(settings: Settings) -> list[str]:
+def secrets_of(settings: Settings) -> list[str]:
+    """Every configured secret value, for the log redaction filter."""
     values = [
         settings.slack_bot_token,
         settings.slack_signing_secret,
         settings.slack_app_token,
         settings.fga_api_token,
+        settings.auth0_client_secret,
     ]
-    return [v.get_secret_value() for v in values if v is not None]
+    found = [v.get_secret_value() for v in values if v is not None]
+    # The keyring, and each key of it on its own.
+    keyring = settings.encryption_keyring
+    found += [keyring, *(part.partition(":")[2] for part in keyring.split(","))]
+    return found
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -59,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.socket and settings.slack_app_token is None:
         print("pmbot cannot start: --socket requires SLACK_APP_TOKEN", file=sys.stderr)
         return 2
-    configure_logging(settings.log_format, settings.log_level, _secrets(settings))
+    configure_logging(settings.log_format, settings.log_level, secrets_of(settings))
 
     async def main() -> None:
         stop = asyncio.Event()

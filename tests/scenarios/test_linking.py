@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,17 @@ from sqlalchemy import func, select, update
 from authz.ports import Consistency
 from bot.identity.crypto import DecryptionError, TokenCipher
 from bot.storage.models import LinkRequest, SlackLink
-from tests.support import ENCRYPTION_KEYS, TEAM, Harness, eventually, from_bot, running_bot
+from tests.support import (
+    BOT_TOKEN,
+    CLIENT_SECRET,
+    ENCRYPTION_KEYS,
+    SIGNING_SECRET,
+    TEAM,
+    Harness,
+    eventually,
+    from_bot,
+    running_bot,
+)
 
 
 @pytest.fixture
@@ -271,3 +282,41 @@ async def test_authorization_down_fails_closed_and_links_nobody(sqlite_url: str)
         assert status == 503 and "Authorization is unreachable" in html
         assert await link_count(bot) == 0
         assert await bot.deps.identity.get(TEAM, "U0ALICE") is None
+
+
+async def test_no_secret_or_token_reaches_the_logs(sqlite_url: str) -> None:
+    """Run linking, commands and unlinking with DEBUG logs on (slack_sdk and aiohttp log
+    requests at that level) and look for every secret and token in what was logged."""
+    from bot.cli import secrets_of
+    from bot.logs import configure_logging
+
+    stream = io.StringIO()
+    try:
+        async with running_bot(sqlite_url) as bot:
+            configure_logging("text", "DEBUG", secrets_of(bot.settings), stream=stream)
+            await bot.link("U0ALICE", "alice@example.com")
+            async with bot.deps.db.session() as session:
+                row = await session.scalar(select(SlackLink))
+            assert row is not None and row.refresh_token_enc
+            refresh = TokenCipher(ENCRYPTION_KEYS).decrypt(
+                row.refresh_token_enc, purpose="refresh_token"
+            )
+            tokens = await bot.deps.auth0.refresh(refresh)
+            await bot.sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", "whoami")
+            await bot.sandbox.post_message("U0ALICE", "C0GENERAL", "<@U0PMBOT> hi")
+            await bot.sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", "unlink")
+            await eventually(lambda: bot.idp.revoked_refresh_tokens())
+    finally:
+        configure_logging("text", "WARNING", [])
+    logged = stream.getvalue()
+    assert "chat.postMessage" in logged or "chat_postMessage" in logged  # DEBUG was on
+    for secret in (
+        BOT_TOKEN,
+        SIGNING_SECRET,
+        CLIENT_SECRET,
+        ENCRYPTION_KEYS.partition(":")[2],
+        refresh,
+        tokens["access_token"],
+        tokens["id_token"],
+    ):
+        assert secret not in logged
