@@ -320,3 +320,21 @@ async def test_no_secret_or_token_reaches_the_logs(sqlite_url: str) -> None:
         tokens["id_token"],
     ):
         assert secret not in logged
+
+
+async def test_the_home_link_button_offers_a_sign_in_link(bot: Harness) -> None:
+    await bot.sandbox.open_home("U0DAVE")
+    await eventually(lambda: bot.sandbox.home_view("U0DAVE"))
+    await bot.sandbox.click_home_button("U0DAVE", "link_account")
+    view = await eventually(
+        lambda: (
+            "/auth/link/" in json.dumps(bot.sandbox.home_view("U0DAVE"))
+            and bot.sandbox.home_view("U0DAVE")
+        )
+    )
+    url = link_url_from([view])
+    async with browser() as b:
+        authorize = await bot.open_link_in_browser(url, b)
+        callback = await bot.log_in(authorize, b, "dave@example.com")
+        status, html = await callback_status(bot, b, callback)
+    assert status == 200 and "Linked as dave@example.com" in html
