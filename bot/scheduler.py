@@ -21,6 +21,12 @@ async def sweep_processed_events(deps: Deps) -> None:
         log.info("forgot %d processed Slack deliveries past their retry window", removed)
 
 
+async def sweep_link_requests(deps: Deps) -> None:
+    removed = await deps.identity.sweep_link_requests()
+    if removed:
+        log.info("deleted %d expired account-link requests", removed)
+
+
 def build_scheduler(deps: Deps) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
     scheduler.add_job(
@@ -29,6 +35,14 @@ def build_scheduler(deps: Deps) -> AsyncIOScheduler:
         minutes=10,
         args=[deps],
         id="sweep_processed_events",
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        sweep_link_requests,
+        "interval",
+        minutes=15,
+        args=[deps],
+        id="sweep_link_requests",
         replace_existing=True,
     )
     return scheduler

@@ -338,3 +338,22 @@ async def test_the_home_link_button_offers_a_sign_in_link(bot: Harness) -> None:
         callback = await bot.log_in(authorize, b, "dave@example.com")
         status, html = await callback_status(bot, b, callback)
     assert status == 200 and "Linked as dave@example.com" in html
+
+
+async def test_scheduled_sweeps_forget_expired_link_requests(bot: Harness) -> None:
+    from bot.scheduler import build_scheduler, sweep_link_requests
+
+    await bot.deps.identity.start_link(TEAM, "U0ALICE")
+    await bot.deps.identity.start_link(TEAM, "U0BOB")
+    async with bot.deps.db.session() as session:
+        await session.execute(
+            update(LinkRequest)
+            .where(LinkRequest.slack_user_id == "U0ALICE")
+            .values(expires_at=datetime.now(UTC) - timedelta(hours=2))
+        )
+    jobs = {job.id for job in build_scheduler(bot.deps).get_jobs()}
+    assert {"sweep_link_requests", "sweep_processed_events"} <= jobs
+    await sweep_link_requests(bot.deps)
+    async with bot.deps.db.session() as session:
+        left = list(await session.scalars(select(LinkRequest.slack_user_id)))
+    assert left == ["U0BOB"]
