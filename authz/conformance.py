@@ -13,6 +13,7 @@ Usage: ``python -m authz.conformance [FILE]`` prints every failure and, last, ex
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,12 +44,20 @@ class ConformanceReport:
 
 
 def load_tests(path: Path) -> list[Mapping[str, Any]]:
-    """The tests of a conformance file, in file order."""
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    """The tests of a conformance file, in file order (parsed once per file version)."""
+    stat = path.stat()
+    return list(_load(str(path.resolve()), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, mtime_ns: int, size: int) -> tuple[Mapping[str, Any], ...]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(path, encoding="utf-8") as fh:
+        doc = yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
     tests = doc.get("tests") if isinstance(doc, Mapping) else None
     if not isinstance(tests, list):
         raise ValueError(f"{path}: no 'tests' list")
-    return [t for t in tests if isinstance(t, Mapping)]
+    return tuple(t for t in tests if isinstance(t, Mapping))
 
 
 def case_names(path: Path) -> list[str]:

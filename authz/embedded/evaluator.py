@@ -1,7 +1,7 @@
 """Synchronous, in-memory evaluation of OpenFGA schema 1.1 models: Check, ListObjects and
-ListUsers, with OpenFGA's answers.
+ListUsers, giving OpenFGA's answers (checked against the real engine, see the tests).
 
-Semantics reproduced from OpenFGA's check resolver:
+Check follows OpenFGA's check resolver:
 
 * A check on ``object#relation`` walks the relation's rewrite. Following a userset tuple or a
   tuple-to-userset edge is a *dispatch* and costs one level of depth; computed usersets
@@ -12,21 +12,34 @@ Semantics reproduced from OpenFGA's check resolver:
   any branch is the union's error. An intersection is false if any branch is false, else an
   error in any branch is its error. An exclusion is false if the base is false or the
   subtract true, and an error otherwise stays an error. Errors are never turned into false.
+  OpenFGA evaluates branches concurrently and the first decisive answer wins; the only
+  visible effect is whether a false carries the cycle flag, which is decided here by a
+  simple model of when each answer would arrive (one unit per read or dispatch).
 * ``user == object#relation`` is true (a userset is related to itself), and a check whose
   user type cannot reach the relation in the model's type graph is false without reading.
+* Recursive relations (``define member: [user, group#member]``, ``define viewer: [user] or
+  viewer from parent``) are walked breadth first when OpenFGA does so (see
+  :class:`_RecursionAnalysis`): cycles are then plain false and depth counts levels.
 * Stored tuples that the model in force does not allow are ignored.
 
 Within one request, results of sub-problems that did not depend on the path (no cycle met,
 no depth limit reached) are memoised, so diamonds in the data are evaluated once.
-ListObjects and ListUsers find candidates by walking the tuple indexes (from the user
-towards the objects, or from the object towards the users) and keep the candidates for
-which the check is true.
+
+ListObjects follows OpenFGA's reverse expansion from the user (:class:`_ReverseExpansion`),
+confirming with a check only what was reached through an intersection or an exclusion.
+ListUsers follows OpenFGA's expansion from the object (:class:`_ListUsersRun`), which is
+not a check per user (see :meth:`Evaluator.list_users`).
+
+A request that needs more than ``max_steps`` evaluation steps (pathological models and
+data, on which OpenFGA itself runs into its request deadline) fails with
+:class:`TooMuchWorkError` rather than running on.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from authz.embedded.memory import (
     MemoryTupleStore,
@@ -51,6 +64,8 @@ from authz.embedded.model import (
 from authz.ports import AuthzEvaluationError, AuthzValidationError, TupleKey
 
 DEFAULT_MAX_DEPTH: Final = 25
+#: Evaluation steps (sub-problems) one request may take before it is abandoned.
+DEFAULT_MAX_STEPS: Final = 200_000
 
 # OpenFGA error codes (openfga/api ErrorCode) used by the evaluator.
 CODE_VALIDATION_ERROR: Final = 2000
@@ -73,6 +88,14 @@ class ResolutionTooComplexError(AuthzEvaluationError):
         )
 
 
+class TooMuchWorkError(AuthzEvaluationError):
+    """The request needed more evaluation steps than allowed (pathological models and data,
+    on which OpenFGA itself runs into its request deadline)."""
+
+    def __init__(self, max_steps: int) -> None:
+        super().__init__(f"authorization request abandoned after {max_steps} evaluation steps")
+
+
 # Evaluation outcomes (ints: cheap to compare in the hot path).
 FALSE: Final = 0
 TRUE: Final = 1
@@ -90,6 +113,26 @@ _DIFFERENCE: Final = 5
 _NO_HIT: Final = 1 << 30
 
 Node = tuple[Any, ...]
+
+# Well-formed objects and usersets (OpenFGA's IsValidObject / IsValidUserset, fast path).
+_OBJECT_RE: Final = re.compile(r"([^\x00-\x1f\x7f-\x9f #:]+):([^\x00-\x1f\x7f-\x9f #:]+)")
+_USERSET_RE: Final = re.compile(
+    r"([^\x00-\x1f\x7f-\x9f #:]+):([^\x00-\x1f\x7f-\x9f #:*]+)#([^\x00-\x1f\x7f-\x9f #:*]+)"
+)
+_PROFILE_CACHE_SIZE: Final = 65_536
+
+
+class UserProfile(NamedTuple):
+    """What a check needs to know about its (valid) user."""
+
+    reachable: frozenset[tuple[str, str]]
+    user_type: str | None  # None for a userset user (never resolved recursively)
+    self_key: tuple[str, str] | None  # (object, relation) of a userset user
+    source_kind: str  # the type restriction the user's type falls under
+    tuple_kind: str  # the kind of a tuple written for exactly this user
+    user_member: str  # what such a tuple stores under that kind
+    wildcard_kind: str | None  # "type:*", if wildcards can apply to the user
+
 
 # ListObjects edges: (kind, target type, target relation, tupleset, needs a check).
 _DIRECT_EDGE: Final = 0
@@ -115,9 +158,10 @@ class RelationInfo:
 
 
 class ModelAnalysis:
-    """Indexes derived from a model once: compiled rewrites, the type graph used for the
-    "can this user type reach this relation at all" test, and the reverse edges used to
-    expand ListObjects from the user."""
+    """Indexes derived from a model once (and cached on it): compiled rewrites, the type
+    graph behind the "can this user type reach this relation at all" test, ListObjects'
+    edges, which relations are resolved with OpenFGA's recursive strategies, and a cache of
+    validated users."""
 
     def __init__(self, model: AuthorizationModel) -> None:
         self.model = model
@@ -139,6 +183,8 @@ class ModelAnalysis:
         self._edges: dict[tuple[tuple[str, str], tuple[str, str, bool]], tuple[Edge, ...]] = {}
         self._involves: dict[tuple[str, str, int], bool] = {}
         self._reach: dict[str, frozenset[tuple[str, str]]] = {}
+        self._reach_user: dict[str, frozenset[tuple[str, str]]] = {}
+        self._profiles: dict[str, UserProfile] = {}
         self._recursion = _RecursionAnalysis(model, self)
 
     def recursive_strategy(self, type_name: str, relation: str, user_type: str) -> str | None:
@@ -235,7 +281,48 @@ class ModelAnalysis:
         if sep:
             return self.reachable(f"{obj.partition(':')[0]}#{rel}")
         user_type = user.partition(":")[0]
-        return self.reachable(user_type) | self.reachable(f"{user_type}:*")
+        cached = self._reach_user.get(user_type)
+        if cached is None:
+            cached = self.reachable(user_type) | self.reachable(f"{user_type}:*")
+            self._reach_user[user_type] = cached
+        return cached
+
+    def profile(self, user: str) -> UserProfile | None:
+        """The profile of ``user``, or None if it is not a valid user for the model."""
+        cached = self._profiles.get(user)
+        if cached is not None:
+            return cached
+        m = _OBJECT_RE.fullmatch(user)
+        if m is not None:
+            user_type = m.group(1)
+            if not self.model.has_type(user_type):
+                return None
+            tuple_kind, member = split_user(user)
+            profile = UserProfile(
+                self.reachable_for_user(user),
+                user_type,
+                None,
+                user_type,
+                tuple_kind,
+                member,
+                f"{user_type}:*",
+            )
+        else:
+            m = _USERSET_RE.fullmatch(user)
+            if m is None:
+                return None
+            user_type, user_id, rel = m.groups()
+            if (user_type, rel) not in self.rels:
+                return None
+            kind = f"{user_type}#{rel}"
+            obj = f"{user_type}:{user_id}"
+            profile = UserProfile(
+                self.reachable_for_user(user), None, (obj, rel), kind, kind, obj, None
+            )
+        if len(self._profiles) >= _PROFILE_CACHE_SIZE:
+            self._profiles.clear()
+        self._profiles[user] = profile
+        return profile
 
     # -- ListObjects edges (OpenFGA's pruned relationship edges) ------------------------------
 
@@ -474,13 +561,21 @@ class _RecursionAnalysis:
         return True
 
     def _terminal_types(self, type_name: str, rel: RelationDef, rw: Rewrite) -> set[str]:
-        """User types that can reach ``rw`` (wildcards count as their type)."""
+        """User types that can reach ``rw`` (wildcards count as their type): all operands of
+        a union, only those common to every operand of an intersection, and only the base
+        of an exclusion."""
+        if isinstance(rw, Union):
+            return set().union(*(self._terminal_types(type_name, rel, c) for c in rw.children))
+        if isinstance(rw, Intersection):
+            sets = [self._terminal_types(type_name, rel, c) for c in rw.children]
+            return set.intersection(*sets)
+        if isinstance(rw, Difference):
+            return self._terminal_types(type_name, rel, rw.base)
         out: set[str] = set()
-        for leaf in iter_leaves(rw):
-            if isinstance(leaf, This):
-                out.update(tr.type for tr in rel.directly_related if not tr.relation)
-            for target in self._leaf_targets(type_name, rel, leaf):
-                out.update(self._types_reaching(target))
+        if isinstance(rw, This):
+            out.update(tr.type for tr in rel.directly_related if not tr.relation)
+        for target in self._leaf_targets(type_name, rel, rw):
+            out.update(self._types_reaching(target))
         return out
 
     def _types_reaching(self, node: tuple[str, str]) -> set[str]:
@@ -697,6 +792,7 @@ class _CheckRun:
         "fast",
         "hit",
         "max_depth",
+        "max_steps",
         "memo",
         "path",
         "reach",
@@ -704,6 +800,7 @@ class _CheckRun:
         "rels",
         "self_key",
         "source_kind",
+        "steps_left",
         "stores",
         "strategies",
         "time",
@@ -719,14 +816,26 @@ class _CheckRun:
         analysis: ModelAnalysis,
         stores: tuple[MemoryTupleStore, ...],
         user: str,
+        profile: UserProfile,
         max_depth: int,
+        max_steps: int = DEFAULT_MAX_STEPS,
     ) -> None:
         self.analysis = analysis
+        self.max_steps = max_steps
+        self.steps_left = max_steps
         self.rels = analysis.rels
         self.stores = stores
         self.user = user
         self.max_depth = max_depth
-        self.reachable = analysis.reachable_for_user(user)
+        (
+            self.reachable,
+            self.user_type,
+            self.self_key,
+            self.source_kind,
+            self.tuple_kind,
+            self.user_member,
+            self.wildcard_kind,
+        ) = profile
         # (type, relation) -> recursive strategy for this user's type, or None.
         self.strategies: dict[tuple[str, str], str | None] = {}
         # (type, relation) -> objects the user reaches without any hop (recursive strategies).
@@ -738,22 +847,6 @@ class _CheckRun:
         self.hit = _NO_HIT
         self.reach = 0
         self.error: AuthzEvaluationError | None = None
-        obj, sep, rel = user.rpartition("#")
-        user_type = (obj if sep else user).partition(":")[0]
-        # None for a userset user: OpenFGA never uses its recursive strategies for them.
-        self.user_type: str | None = None if sep else user_type
-        if sep:
-            # A userset user: related to itself, never to wildcards.
-            self.self_key: tuple[str, str] | None = (obj, rel)
-            self.source_kind = f"{user_type}#{rel}"
-            self.tuple_kind = self.source_kind
-            self.wildcard_kind: str | None = None
-            self.user_member = obj
-        else:
-            self.self_key = None
-            self.source_kind = user_type
-            self.tuple_kind, self.user_member = split_user(user)
-            self.wildcard_kind = f"{user_type}:*"
 
     def resolve(self, obj: str, rel: str, depth: int) -> int:
         """Is the user related to ``obj`` by ``rel``? (OpenFGA's ResolveCheck).
@@ -762,6 +855,9 @@ class _CheckRun:
         OpenFGA's concurrent evaluation (one unit per read or dispatch). Races between
         concurrent branches only decide whether a false answer carries the cycle flag."""
         self.time = 0
+        self.steps_left -= 1
+        if self.steps_left < 0:
+            raise TooMuchWorkError(self.max_steps)
         if depth >= self.max_depth:
             self.error = ResolutionTooComplexError()
             if depth > self.reach:
@@ -1076,10 +1172,12 @@ class Evaluator:
         tuples: MemoryTupleStore,
         *,
         max_depth: int = DEFAULT_MAX_DEPTH,
+        max_steps: int = DEFAULT_MAX_STEPS,
     ) -> None:
         self.model = model
         self.tuples = tuples
         self.max_depth = max_depth
+        self.max_steps = max_steps
         self._analysis: ModelAnalysis = model.analysis
 
     # -- helpers --------------------------------------------------------------------------------
@@ -1094,7 +1192,11 @@ class Evaluator:
         return (self.tuples, MemoryTupleStore(contextual_tuples))
 
     def _run(self, stores: tuple[MemoryTupleStore, ...], user: str) -> _CheckRun:
-        return _CheckRun(self._analysis, stores, user, self.max_depth)
+        profile = self._analysis.profile(user)
+        if profile is None:
+            problem = user_problem(self.model, user) or "invalid user"
+            raise _validation(CODE_VALIDATION_ERROR, f"invalid 'user' value: {problem}")
+        return _CheckRun(self._analysis, stores, user, profile, self.max_depth, self.max_steps)
 
     @staticmethod
     def _outcome(run: _CheckRun, result: int) -> bool:
@@ -1117,11 +1219,26 @@ class Evaluator:
         self, user: str, relation: str, object: str, contextual_tuples: Sequence[TupleKey] = ()
     ) -> bool:
         """Whether ``user`` is related to ``object`` by ``relation``."""
-        problem = key_problem(self.model, user, relation, object)
-        if problem is not None:
+        analysis = self._analysis
+        profile = analysis.profile(user)
+        m = _OBJECT_RE.fullmatch(object)
+        if (
+            profile is None
+            or m is None
+            or m.group(2) == "*"
+            or (m.group(1), relation) not in analysis.rels
+        ):
+            problem = key_problem(self.model, user, relation, object) or "invalid request"
             raise _validation(CODE_VALIDATION_ERROR, f"Invalid check request: {problem}")
-        run = self._run(self._stores(contextual_tuples), user)
-        return self._outcome(run, run.resolve(object, relation, 0))
+        stores = (self.tuples,) if not contextual_tuples else self._stores(contextual_tuples)
+        run = _CheckRun(analysis, stores, user, profile, self.max_depth, self.max_steps)
+        result = run.resolve(object, relation, 0)
+        if result == TRUE:
+            return True
+        if result == ERROR:
+            assert run.error is not None
+            raise run.error
+        return False
 
     # -- ListObjects ----------------------------------------------------------------------------
 
@@ -1139,7 +1256,9 @@ class Evaluator:
         problem = user_problem(self.model, user)
         if problem is not None:
             raise _validation(CODE_VALIDATION_ERROR, f"invalid 'user' value: {problem}")
-        expansion = _ReverseExpansion(self._analysis, stores, type, relation, self.max_depth)
+        expansion = _ReverseExpansion(
+            self._analysis, stores, type, relation, self.max_depth, self.max_steps
+        )
         expansion.run(user)
         run = self._run(stores, user)
         found: list[str] = []
@@ -1183,12 +1302,12 @@ class Evaluator:
             self.model, (obj_type, relation), (f_type, f_rel), set()
         ):
             return []
-        run = _ListUsersRun(self._analysis, stores, f_type, f_rel, self.max_depth)
-        found, _, failed = run.expand(object, relation, 0, frozenset())
+        run = _ListUsersRun(self._analysis, stores, f_type, f_rel, self.max_depth, self.max_steps)
+        found, _, failed, _ = run.expand(object, relation, 0, frozenset())
         if failed:
             raise ResolutionTooComplexError()
         status: dict[str, int] = {}
-        for user, st, _ in found:
+        for user, st, _, _ in run.arrival_order(found):
             status[user] = st
         return sorted(user for user, st in status.items() if st == _HAS)
 
@@ -1203,7 +1322,17 @@ class _ReverseExpansion:
     Every step costs one level of depth (the first one is free); a userset already expanded
     through the same edge is not expanded again."""
 
-    __slots__ = ("analysis", "candidates", "max_depth", "rels", "stores", "target", "visited")
+    __slots__ = (
+        "analysis",
+        "candidates",
+        "max_depth",
+        "max_steps",
+        "rels",
+        "steps_left",
+        "stores",
+        "target",
+        "visited",
+    )
 
     def __init__(
         self,
@@ -1212,10 +1341,13 @@ class _ReverseExpansion:
         target_type: str,
         target_relation: str,
         max_depth: int,
+        max_steps: int = DEFAULT_MAX_STEPS,
     ) -> None:
         self.analysis = analysis
         self.rels = analysis.rels
         self.stores = stores
+        self.max_steps = max_steps
+        self.steps_left = max_steps
         self.target = (target_type, target_relation)
         self.max_depth = max_depth
         self.visited: set[tuple[str, str, tuple[int, str, str, str]]] = set()
@@ -1252,6 +1384,9 @@ class _ReverseExpansion:
     ) -> None:
         """Expands from ``subject`` (an object, ``type:*``, or with ``relation`` the userset
         ``subject#relation``)."""
+        self.steps_left -= 1
+        if self.steps_left < 0:
+            raise TooMuchWorkError(self.max_steps)
         if depth is None:
             depth = 0
         else:
@@ -1298,8 +1433,10 @@ class _ReverseExpansion:
 _HAS: Final = 0
 _NOT: Final = 1
 
-# (user, status, users excluded below this point)
-Found = tuple[str, int, tuple[str, ...]]
+# (user, status, users excluded below this point, when it reaches the collector)
+Found = tuple[str, int, tuple[str, ...], int]
+# (found users, cycle met, failed, when the expansion is complete)
+Expansion = tuple[list[Found], bool, bool, int]
 
 
 class _ListUsersRun:
@@ -1309,7 +1446,16 @@ class _ListUsersRun:
     already on the path is a cycle. Errors travel up to the request, except under an
     exclusion whose subtracted side met a cycle (which then contributes nobody)."""
 
-    __slots__ = ("f_rel", "f_type", "max_depth", "rels", "stores", "wildcard_key")
+    __slots__ = (
+        "f_rel",
+        "f_type",
+        "max_depth",
+        "max_steps",
+        "rels",
+        "steps_left",
+        "stores",
+        "wildcard_key",
+    )
 
     def __init__(
         self,
@@ -1318,9 +1464,12 @@ class _ListUsersRun:
         f_type: str,
         f_rel: str,
         max_depth: int,
+        max_steps: int = DEFAULT_MAX_STEPS,
     ) -> None:
         self.rels = analysis.rels
         self.stores = stores
+        self.max_steps = max_steps
+        self.steps_left = max_steps
         self.f_type = f_type
         self.f_rel = f_rel
         self.max_depth = max_depth
@@ -1337,25 +1486,27 @@ class _ListUsersRun:
 
     def expand(
         self, obj: str, rel: str, depth: int, visited: frozenset[tuple[str, str]]
-    ) -> tuple[list[Found], bool, bool]:
-        """(found users in emission order, cycle met, failed)."""
+    ) -> Expansion:
+        self.steps_left -= 1
+        if self.steps_left < 0:
+            raise TooMuchWorkError(self.max_steps)
         if depth >= self.max_depth:
-            return [], False, True
+            return [], False, True, 0
         depth += 1
         key = (obj, rel)
         if key in visited:
-            return [], True, False
+            return [], True, False, 0
         visited = visited | {key}
         obj_type = obj.partition(":")[0]
         found: list[Found] = []
         if obj_type == self.f_type and rel == self.f_rel:
-            found.append((f"{obj}#{rel}", _HAS, ()))
+            found.append((f"{obj}#{rel}", _HAS, (), 0))
         info = self.rels.get((obj_type, rel))
         if info is None:
-            return found, False, False
-        more, cycle, failed = self.rewrite(info.rewrite, obj, info, depth, visited)
-        found.extend(more)
-        return found, cycle, failed
+            return found, False, False, 0
+        more, cycle, failed, done = self.rewrite(info.rewrite, obj, info, depth, visited)
+        found.extend((u, st, ex, t + 1) for u, st, ex, t in more)
+        return found, cycle, failed, done + 1
 
     def rewrite(
         self,
@@ -1364,7 +1515,7 @@ class _ListUsersRun:
         info: RelationInfo,
         depth: int,
         visited: frozenset[tuple[str, str]],
-    ) -> tuple[list[Found], bool, bool]:
+    ) -> Expansion:
         tag = node[0]
         if tag == _THIS:
             return self.direct(obj, info, depth, visited)
@@ -1373,80 +1524,80 @@ class _ListUsersRun:
         if tag == _TTU:
             found: list[Found] = []
             failed = False
-            for parent in self.users(obj, node[1]):
+            done = 0
+            for index, parent in enumerate(self.users(obj, node[1]), 1):
+                done = index
                 if split_user(parent)[0] not in node[4]:
                     continue
-                more, _, child_failed = self.expand(parent, node[2], depth, visited)
-                found.extend(more)
+                more, _, child_failed, child_done = self.expand(parent, node[2], depth, visited)
+                found.extend((u, st, ex, t + index) for u, st, ex, t in more)
                 failed = failed or child_failed
-            return found, False, failed
+                done = max(done, child_done + index)
+            return found, False, failed, done
+        children = (node[1], node[2]) if tag == _DIFFERENCE else node[1]
+        results = [self.rewrite(child, obj, info, depth, visited) for child in children]
+        done = max(r[3] for r in results)
+        failed = any(r[2] for r in results)
         if tag == _UNION:
-            return self.union(node[1], obj, info, depth, visited)
-        if tag == _INTERSECTION:
-            return self.intersection(node[1], obj, info, depth, visited)
-        return self.exclusion(node[1], node[2], obj, info, depth, visited)
+            out = self.union([r[0] for r in results])
+        elif tag == _INTERSECTION:
+            out = self.intersection([r[0] for r in results])
+        else:
+            if results[1][1]:
+                # The subtracted side met a cycle: nobody, and no error either.
+                return [], False, False, done
+            out = self.exclusion(results[0][0], results[1][0])
+        # Set operations wait for all their operands, then send everything at once.
+        return [(u, st, ex, done) for u, st, ex in out], False, failed, done
 
     def direct(
         self, obj: str, info: RelationInfo, depth: int, visited: frozenset[tuple[str, str]]
-    ) -> tuple[list[Found], bool, bool]:
+    ) -> Expansion:
         found: list[Found] = []
-        usersets: list[tuple[str, str]] = []
-        for user in self.users(obj, info.name):
+        cycle = failed = False
+        done = 0
+        for index, user in enumerate(self.users(obj, info.name), 1):
+            done = max(done, index)
             kind, member = split_user(user)
             if kind not in info.allowed:
                 continue
             k_type, sep, k_rel = kind.partition("#")
             if sep:
-                usersets.append((member, k_rel))
+                more, child_cycle, child_failed, child_done = self.expand(
+                    member, k_rel, depth, visited
+                )
+                found.extend((u, st, ex, t + index) for u, st, ex, t in more)
+                cycle = cycle or child_cycle
+                failed = failed or child_failed
+                done = max(done, child_done + index)
             elif k_type.partition(":")[0] == self.f_type:
-                found.append((user, _HAS, ()))
-        cycle = failed = False
-        for member, rel in usersets:
-            more, child_cycle, child_failed = self.expand(member, rel, depth, visited)
-            found.extend(more)
-            cycle = cycle or child_cycle
-            failed = failed or child_failed
-        return found, cycle, failed
+                found.append((user, _HAS, (), index))
+        return found, cycle, failed, done
 
-    def union(
-        self,
-        children: tuple[Node, ...],
-        obj: str,
-        info: RelationInfo,
-        depth: int,
-        visited: frozenset[tuple[str, str]],
-    ) -> tuple[list[Found], bool, bool]:
+    @staticmethod
+    def arrival_order(found: list[Found]) -> list[Found]:
+        """``found`` in the order its items reach a collector (a stable sort on time)."""
+        return sorted(found, key=lambda f: f[3])
+
+    def union(self, operands: list[list[Found]]) -> list[tuple[str, int, tuple[str, ...]]]:
         users: dict[str, None] = {}
         excluded_count: dict[str, int] = {}
-        failed = False
-        for child in children:
-            found, _, child_failed = self.rewrite(child, obj, info, depth, visited)
-            failed = failed or child_failed
-            for user, status, excluded in found:
+        for found in operands:
+            for user, status, excluded, _ in found:
                 for ex in excluded:
                     excluded_count[ex] = excluded_count.get(ex, 0) + 1
                 if status != _NOT:
                     users[user] = None
-        excluded_all = tuple(u for u, n in excluded_count.items() if n == len(children))
-        return [(u, _HAS, excluded_all) for u in users], False, failed
+        excluded_all = tuple(u for u, n in excluded_count.items() if n == len(operands))
+        return [(u, _HAS, excluded_all) for u in users]
 
-    def intersection(
-        self,
-        children: tuple[Node, ...],
-        obj: str,
-        info: RelationInfo,
-        depth: int,
-        visited: frozenset[tuple[str, str]],
-    ) -> tuple[list[Found], bool, bool]:
+    def intersection(self, operands: list[list[Found]]) -> list[tuple[str, int, tuple[str, ...]]]:
         counts: dict[str, int] = {}
         excluded: dict[str, None] = {}
         wildcards = 0
-        failed = False
-        for child in children:
-            found, _, child_failed = self.rewrite(child, obj, info, depth, visited)
-            failed = failed or child_failed
+        for found in operands:
             present: dict[str, None] = {}
-            for user, status, child_excluded in found:
+            for user, status, child_excluded, _ in found:
                 excluded.update(dict.fromkeys(child_excluded))
                 if status != _NOT:
                     present[user] = None
@@ -1457,36 +1608,28 @@ class _ListUsersRun:
                 # A user found next to a wildcard is only counted through the wildcard.
                 counts[user] = counts.get(user, 0) + (0 if has_wildcard else 1)
         excluded_list = tuple(excluded)
-        out = [
+        return [
             (user, _HAS, excluded_list)
             for user, n in counts.items()
-            if user not in excluded and n + wildcards == len(children)
+            if user not in excluded and n + wildcards == len(operands)
         ]
-        return out, False, failed
 
     def exclusion(
-        self,
-        base_node: Node,
-        subtract_node: Node,
-        obj: str,
-        info: RelationInfo,
-        depth: int,
-        visited: frozenset[tuple[str, str]],
-    ) -> tuple[list[Found], bool, bool]:
-        base_found, _, base_failed = self.rewrite(base_node, obj, info, depth, visited)
-        sub_found, sub_cycle, sub_failed = self.rewrite(subtract_node, obj, info, depth, visited)
-        base = {user: status for user, status, _ in base_found}
-        subtract = {user: status for user, status, _ in sub_found}
-        if sub_cycle:
-            return [], False, False
-        out: list[Found] = []
+        self, base_found: list[Found], sub_found: list[Found]
+    ) -> list[tuple[str, int, tuple[str, ...]]]:
+        # The last answer to arrive about a user is the one that counts.
+        base = {user: status for user, status, _, _ in self.arrival_order(base_found)}
+        subtract = {user: status for user, status, _, _ in self.arrival_order(sub_found)}
+        out: list[tuple[str, int, tuple[str, ...]]] = []
         base_wildcard = self.wildcard_key in base
         sub_wildcard = self.wildcard_key in subtract
         for user, status in base.items():
             subtracted = subtract.get(user)
             if base_wildcard:
                 if subtracted is None and not sub_wildcard:
-                    out.append((user, _HAS, ()))
+                    # Keeps the user's own status (as the engine answers, e.g. a user
+                    # already excluded further down stays excluded).
+                    out.append((user, status, ()))
                 for sub_user, sub_status in subtract.items():
                     if sub_user.endswith(":*") and "#" not in sub_user:
                         if subtracted is None:
@@ -1501,7 +1644,7 @@ class _ListUsersRun:
                 out.append((user, _HAS if subtracted == _NOT else _NOT, ()))
             else:
                 out.append((user, status, ()))
-        return out, False, base_failed or sub_failed
+        return out
 
 
 def _has_possible_edges(

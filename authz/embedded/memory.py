@@ -46,6 +46,9 @@ class MemoryTupleStore:
     * ``users_index``: ``(object, relation)`` -> ``{user: None}``;
     * ``rev_index``: ``(user, relation, object_type)`` -> ``{object: None}``, to expand from
       a user towards objects.
+
+    Not synchronised: do not write from another thread while an evaluation runs (under
+    asyncio, evaluations are synchronous and cannot interleave with writes).
     """
 
     __slots__ = ("_keys", "fwd_index", "rev_index", "users_index")
