@@ -23,7 +23,7 @@ class Database:
         self.url = url
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
         if url.startswith("sqlite"):
-            _ensure_sqlite_dir(url)
+            ensure_sqlite_dir(url)
             kwargs.pop("pool_pre_ping")
             kwargs["connect_args"] = {"timeout": 30}
         else:
@@ -61,7 +61,8 @@ class Database:
         await self.engine.dispose()
 
 
-def _ensure_sqlite_dir(url: str) -> None:
+def ensure_sqlite_dir(url: str) -> None:
+    """Create the folder of a file-backed SQLite database (``./var/`` by default)."""
     path = url.split(":///", 1)[1].split("?", 1)[0] if ":///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from bot.storage.db import ensure_sqlite_dir
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -20,6 +22,7 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to ``revision`` (blocking; call from a thread inside a loop)."""
+    ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), revision)
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import inspect
 
@@ -94,3 +96,11 @@ async def test_claims_fail_loudly_when_the_database_is_down() -> None:
             await Deduplicator(db=db, ttl=timedelta(hours=1)).claim("event", "ev:x")
     finally:
         await db.dispose()
+
+
+def test_migrating_a_fresh_checkout_creates_the_database_folder(tmp_path: Path) -> None:
+    from bot.storage.migrate import upgrade
+
+    target = tmp_path / "var" / "nested" / "pmbot.sqlite3"
+    upgrade(f"sqlite+aiosqlite:///{target}")
+    assert target.exists()
