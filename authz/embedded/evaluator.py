@@ -477,7 +477,9 @@ class _RecursionAnalysis:
     one level of depth. The conditions come from OpenFGA's weighted model graph, which is
     not built at all (and the strategies never used) for models where an intersection or
     an exclusion lies on a cycle of relations, where an intersection's operands share no
-    user type, or where a tupleset points to a type lacking the computed relation.
+    user type, or where a tupleset points to a type lacking the computed relation. The user
+    types of an operand are those the graph gives a weight, which excludes types that reach
+    it only through one side of a nested intersection (see :meth:`_weighted_node_types`).
     """
 
     def __init__(self, model: AuthorizationModel, analysis: ModelAnalysis) -> None:
@@ -486,6 +488,8 @@ class _RecursionAnalysis:
         self._cache: dict[tuple[str, str, str], str | None] = {}
         self._weight: dict[tuple[str, str, str], int] = {}
         self._kind: dict[tuple[str, str], str | None] = {}
+        # (type, relation) -> user types with a weight for it (see _weighted_node_types).
+        self._node_types: dict[tuple[str, str], set[str]] = {}
         self.graph_ok = self._graph_builds()
 
     # -- the model graph ----------------------------------------------------------------------
@@ -547,6 +551,7 @@ class _RecursionAnalysis:
                 except _NoWeightedGraph:
                     return False
         self._scc = _strongly_connected(succ)
+        self._weighted_node_types()
         for op in and_or_but_not:
             component = self._scc.get(op)
             if component is not None and (len(component) > 1 or op in succ.get(op, [])):
@@ -575,15 +580,29 @@ class _RecursionAnalysis:
         if isinstance(rw, This):
             out.update(tr.type for tr in rel.directly_related if not tr.relation)
         for target in self._leaf_targets(type_name, rel, rw):
-            out.update(self._types_reaching(target))
+            out.update(self._node_types.get(target, ()))
         return out
 
-    def _types_reaching(self, node: tuple[str, str]) -> set[str]:
-        return {
-            t
-            for t in self.model.type_names
-            if node in self.analysis.reachable(t) or node in self.analysis.reachable(f"{t}:*")
+    def _weighted_node_types(self) -> None:
+        """The user types each relation has a weight for in OpenFGA's weighted graph: like
+        reachability, except that an intersection only keeps the types common to all its
+        operands and an exclusion only those of its base. (A type reaching a relation only
+        through one operand of an intersection has no weight for it, so it does not count
+        when another intersection's operands are matched.) Computed as the least fixed point,
+        which is exact for cycles of unions, the only cycles the graph allows."""
+        self._node_types = {
+            (td.name, rel.name): set() for td in self.model.type_definitions for rel in td.relations
         }
+        changed = True
+        while changed:
+            changed = False
+            for td in self.model.type_definitions:
+                for rel in td.relations:
+                    types = self._terminal_types(td.name, rel, rel.rewrite)
+                    current = self._node_types[(td.name, rel.name)]
+                    if not types <= current:
+                        current |= types
+                        changed = True
 
     # -- per relation -------------------------------------------------------------------------
 

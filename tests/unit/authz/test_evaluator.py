@@ -314,6 +314,26 @@ def test_which_models_are_walked_breadth_first() -> None:
         engine(base + "    define e: b and (p or b)\n", *tuples).check("user:u0", "a", "folder:c2")
 
 
+def test_nested_intersections_narrow_the_types_other_intersections_match() -> None:
+    # folder#e intersects `p from p` (type folder) with `a`. A folder reaches group#b, one
+    # operand of group#d, but not group#a, so folder has no weight for group#d, hence none
+    # for folder#a: e's operands share no type, the graph is not built and the 24-userset
+    # chain is dispatched (false, as OpenFGA answers). When group#d is a union, folder
+    # reaches folder#a, the graph is built and the chain is walked breadth first (an error).
+    def model(d: str) -> str:
+        return HEADER + (
+            "type user\ntype group\n  relations\n    define q: [group]\n"
+            f"    define a: [group#q]\n    define b: [folder] or q from q\n    define d: {d}\n"
+            "type folder\n  relations\n    define p: [folder]\n"
+            "    define a: [user, group#d, folder#a]\n    define e: p from p and a\n"
+        )
+
+    tuples = [f"folder:c{i}#a@folder:c{i + 1}#a" for i in range(24)] + ["folder:c25#a@user:u0"]
+    assert not engine(model("a and b from q"), *tuples).check("user:u0", "a", "folder:c0")
+    with pytest.raises(ResolutionTooComplexError):
+        engine(model("a or b from q"), *tuples).check("user:u0", "a", "folder:c0")
+
+
 def test_tuples_the_model_no_longer_allows_are_ignored() -> None:
     old = parse_dsl(
         "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define viewer: [user:*]\n"
