@@ -26,7 +26,10 @@ REASONS = {
     "missing_parameters": "The sign-in response is incomplete. Nothing was linked.",
 }
 UNVERIFIED_IDENTITY = "The identity token from Auth0 could not be verified. Nothing was linked."
-UNAVAILABLE = "{service} is unreachable right now. Nothing was linked; please try again shortly."
+UNAVAILABLE = (
+    "{service} is unreachable right now. Nothing was linked; in a moment, run "
+    "<code>/pm link</code> in Slack again for a new link."
+)
 
 
 def reason_text(reason: str) -> str:
