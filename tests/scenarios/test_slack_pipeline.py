@@ -225,3 +225,26 @@ async def test_health_is_503_when_the_database_is_down(pg_template: str) -> None
                 assert (await resp.json())["database"] == "down"
     finally:
         await _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_oversized_command_text_gets_a_clear_message(bot: Harness) -> None:
+    # Slack itself caps command text at 4,000 characters, so the sandbox refuses more; a
+    # forged (but correctly signed) request reuses a real response_url to reach the user.
+    first = await bot.sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", "help")
+    body = urlencode(
+        {
+            "command": "/pm",
+            "text": "ask " + "x" * 5000,
+            "team_id": "T0SANDBOX",
+            "user_id": "U0ALICE",
+            "channel_id": "C0GENERAL",
+            "response_url": first["response_url"],
+            "trigger_id": "t-oversized",
+        }
+    ).encode()
+    resp = await bot.post_signed(body, "application/x-www-form-urlencoded")
+    assert resp.status == 200
+    await eventually(
+        lambda: "too long" in json.dumps(bot.sandbox.messages("C0GENERAL", viewer="U0ALICE"))
+    )
+    assert "4000" in json.dumps(bot.sandbox.messages("C0GENERAL", viewer="U0ALICE"))
