@@ -121,9 +121,6 @@ async def slack_events(request: web.Request) -> web.Response:
         deps.metrics.errors.inc("dispatch")
         log.exception("dispatch failed")
         return done(web.json_response({"error": "internal error"}, status=500))
-    if bolt_response.status == 404 and kind == "event":
-        # An event type no listener handles: acknowledge it so Slack does not retry.
-        return done(web.Response(status=200))
     return done(await to_aiohttp_response(bolt_response))
 
 
