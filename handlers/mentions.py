@@ -8,6 +8,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncSay
 
 from bot.wiring import Deps
 from handlers import blocks
+from handlers.gate import linked_or_prompt
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -15,13 +16,6 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def on_mention(event: dict[str, Any], say: AsyncSay, context: AsyncBoltContext) -> None:
         team_id, user_id = str(context.team_id or ""), str(event.get("user", ""))
         thread = event.get("thread_ts") or event.get("ts")
-        if await deps.identity.get(team_id, user_id) is None:
-            url = await deps.identity.start_link(team_id, user_id)
-            await deps.slack.chat_postEphemeral(
-                channel=str(event["channel"]),
-                user=user_id,
-                text=blocks.link_prompt_text(url),
-                blocks=blocks.link_prompt_blocks(url),
-            )
+        if await linked_or_prompt(deps, team_id, user_id, str(event["channel"])) is None:
             return
         await say(text=blocks.capabilities_reply(), thread_ts=thread)

@@ -8,6 +8,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncSay
 
 from bot.wiring import Deps
 from handlers import blocks
+from handlers.gate import linked_or_prompt
 
 # Subtypes that are edits, deletions, joins...: not a person talking to the bot.
 _IGNORED_SUBTYPES = {"message_changed", "message_deleted", "bot_message", "channel_join"}
@@ -21,13 +22,6 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if event.get("bot_id") or event.get("subtype") in _IGNORED_SUBTYPES:
             return
         team_id, user_id = str(context.team_id or ""), str(event.get("user", ""))
-        if await deps.identity.get(team_id, user_id) is None:
-            url = await deps.identity.start_link(team_id, user_id)
-            await deps.slack.chat_postEphemeral(
-                channel=str(event["channel"]),
-                user=user_id,
-                text=blocks.link_prompt_text(url),
-                blocks=blocks.link_prompt_blocks(url),
-            )
+        if await linked_or_prompt(deps, team_id, user_id, str(event["channel"])) is None:
             return
         await say(text=blocks.capabilities_reply())

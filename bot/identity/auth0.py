@@ -34,11 +34,16 @@ class Auth0Rejected(Exception):
         self.description = description
 
 
+def s256_challenge(verifier: str) -> str:
+    """The PKCE S256 code challenge of ``verifier``."""
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
 def pkce_pair() -> tuple[str, str]:
     """A random code verifier and its S256 challenge."""
     verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return verifier, s256_challenge(verifier)
 
 
 class Auth0Client:
@@ -83,15 +88,18 @@ class Auth0Client:
         )
         return f"{self.base_url}/authorize?{query}"
 
+    def _client_args(self) -> dict[str, Any]:
+        return {
+            "domain": self.domain,
+            "client_id": self.client_id,
+            "client_secret": self._secret,
+            "protocol": self.protocol,
+            "timeout": self._timeout,
+            "telemetry": False,
+        }
+
     def _get_token(self) -> GetToken:
-        return GetToken(
-            self.domain,
-            self.client_id,
-            client_secret=self._secret,
-            protocol=self.protocol,
-            timeout=self._timeout,
-            telemetry=False,
-        )
+        return GetToken(**self._client_args())
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -123,14 +131,7 @@ class Auth0Client:
         return await self._call(client.refresh_token, refresh_token)
 
     async def revoke(self, refresh_token: str) -> None:
-        client = RevokeToken(
-            self.domain,
-            self.client_id,
-            client_secret=self._secret,
-            protocol=self.protocol,
-            timeout=self._timeout,
-            telemetry=False,
-        )
+        client = RevokeToken(**self._client_args())
         await self._call(client.revoke_refresh_token, refresh_token)
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from authz.ports import Authorizer, AuthzError, TupleKey
 from bot.errors import AuthorizationUnavailable, NotLinked, PermissionDenied, ServiceUnavailable
-from bot.identity.auth0 import Auth0Client, Auth0Rejected, pkce_pair
+from bot.identity.auth0 import Auth0Client, Auth0Rejected, pkce_pair, s256_challenge
 from bot.identity.crypto import DecryptionError, TokenCipher
 from bot.identity.tokens import JwksUnavailable, TokenInvalid, TokenVerifier
 from bot.storage.db import Database
@@ -148,7 +148,7 @@ class IdentityService:
             verifier = self._cipher.decrypt(request.code_verifier_enc, purpose="pkce")
             nonce = request.nonce
             team_id, slack_user_id = request.team_id, request.slack_user_id
-        challenge = _challenge(verifier)
+        challenge = s256_challenge(verifier)
         url = self._auth0.authorize_url(
             redirect_uri=self._callback_url,
             state=request_id,
@@ -407,14 +407,6 @@ class IdentityService:
                 delete(LinkRequest).where(LinkRequest.expires_at < _now() - timedelta(hours=1))
             )
         return int(getattr(result, "rowcount", 0) or 0)
-
-
-def _challenge(verifier: str) -> str:
-    import base64
-    import hashlib
-
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def _str_or_none(value: object) -> str | None:
