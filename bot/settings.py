@@ -8,8 +8,10 @@ readable list and exit non-zero without a traceback.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +30,7 @@ class AuthzEngine(enum.StrEnum):
 
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/pmbot.sqlite3"
+SLACK_REPLAY_WINDOW_SECONDS = 300
 SANDBOX_SECRET = "sandbox-not-a-secret"  # noqa: S105 - the sandbox is local by design
 
 
@@ -56,7 +59,11 @@ class Settings(BaseSettings):
     )
 
     max_body_bytes: int = Field(default=1_000_000, ge=1024, alias="PMBOT_MAX_BODY_BYTES")
-    event_dedup_ttl_seconds: int = Field(default=3600, ge=60, alias="PMBOT_EVENT_DEDUP_TTL")
+    # Slack retries for up to an hour and a signed request stays valid for 300 s: a shorter
+    # memory would let a replay within the signature window run twice.
+    event_dedup_ttl_seconds: int = Field(
+        default=3600, ge=SLACK_REPLAY_WINDOW_SECONDS, alias="PMBOT_EVENT_DEDUP_TTL"
+    )
 
     authz_engine: AuthzEngine = Field(default=AuthzEngine.EMBEDDED, alias="AUTHZ_ENGINE")
     fga_api_url: str | None = Field(default=None, alias="FGA_API_URL")
@@ -65,6 +72,7 @@ class Settings(BaseSettings):
     fga_api_token: SecretStr | None = Field(default=None, alias="FGA_API_TOKEN")
     fga_timeout_ms: int = Field(default=2000, ge=50, alias="FGA_TIMEOUT_MS")
     authz_cache_ttl_seconds: float = Field(default=10.0, ge=0, alias="AUTHZ_CACHE_TTL")
+    fga_serve_token: SecretStr | None = Field(default=None, alias="FGA_SERVE_TOKEN")
 
     auth0_domain: str | None = Field(default=None, alias="AUTH0_DOMAIN")
     auth0_protocol: Literal["https", "http"] = Field(default="https", alias="AUTH0_PROTOCOL")
@@ -106,6 +114,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _complete_and_consistent(self) -> Settings:
+        problems: list[str] = []
+        if self.mode is Mode.SANDBOX:
+            problems += self._sandbox_problems()
+        if problems:
+            # Checked before the sandbox defaults below are filled in.
+            raise ValueError("; ".join(problems))
         if self.mode is Mode.SANDBOX and "slack_api_url" not in self.model_fields_set:
             # The sandbox's Slack Web API emulator is mounted on pmbot's own server.
             self.slack_api_url = f"{self.base_url}/sandbox/api/"
@@ -116,23 +130,8 @@ class Settings(BaseSettings):
             self.auth0_client_id = self.auth0_client_id or "pmbot-sandbox"
             if self.auth0_client_secret is None:
                 self.auth0_client_secret = SecretStr(SANDBOX_SECRET)
-        problems: list[str] = []
         if self.mode is Mode.PRODUCTION:
-            required: list[tuple[str, object]] = [
-                ("SLACK_BOT_TOKEN", self.slack_bot_token),
-                ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
-                ("AUTH0_DOMAIN", self.auth0_domain),
-                ("AUTH0_CLIENT_ID", self.auth0_client_id),
-                ("AUTH0_CLIENT_SECRET", self.auth0_client_secret),
-                ("TOKEN_ENCRYPTION_KEYS", self.token_encryption_keys),
-            ]
-            missing = [
-                name
-                for name, value in required
-                if not (value.get_secret_value() if isinstance(value, SecretStr) else value)
-            ]
-            if missing:
-                problems.append(f"production mode requires {', '.join(missing)}")
+            problems += self._production_problems()
         if self.authz_engine is AuthzEngine.OPENFGA:
             missing_fga = [
                 name
@@ -148,6 +147,71 @@ class Settings(BaseSettings):
             raise ValueError("; ".join(problems))
         return self
 
+    def _sandbox_problems(self) -> list[str]:
+        """The sandbox serves an unauthenticated Slack API and an identity provider with
+        published passwords: it may only ever be reachable from this machine, and never
+        holds real credentials (it would sign its own deliveries with them)."""
+        problems: list[str] = []
+        if not is_loopback_host(self.host):
+            problems.append(
+                f"PMBOT_MODE=sandbox only listens on a loopback address, not {self.host!r} "
+                "(the sandbox has no authentication); set PMBOT_MODE=production to serve "
+                "real Slack"
+            )
+        if self.public_url and not is_loopback_host(urlsplit(self.public_url).hostname or ""):
+            problems.append(
+                "PMBOT_MODE=sandbox cannot be published at a non-loopback PMBOT_PUBLIC_URL "
+                "(the sandbox has no authentication)"
+            )
+        real = [
+            name
+            for name, value in (
+                ("SLACK_BOT_TOKEN", self.slack_bot_token),
+                ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
+                ("SLACK_APP_TOKEN", self.slack_app_token),
+                ("AUTH0_DOMAIN", self.auth0_domain),
+                ("AUTH0_CLIENT_SECRET", self.auth0_client_secret),
+            )
+            if value is not None
+        ]
+        if real:
+            problems.append(
+                f"PMBOT_MODE=sandbox refuses real credentials ({', '.join(real)} set): the "
+                "sandbox would use them for its local Slack and identity provider; set "
+                "PMBOT_MODE=production to use them"
+            )
+        return problems
+
+    def _production_problems(self) -> list[str]:
+        problems: list[str] = []
+        required: list[tuple[str, object]] = [
+            ("SLACK_BOT_TOKEN", self.slack_bot_token),
+            ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
+            ("AUTH0_DOMAIN", self.auth0_domain),
+            ("AUTH0_CLIENT_ID", self.auth0_client_id),
+            ("AUTH0_CLIENT_SECRET", self.auth0_client_secret),
+            ("TOKEN_ENCRYPTION_KEYS", self.token_encryption_keys),
+        ]
+        missing = [
+            name
+            for name, value in required
+            if not (value.get_secret_value() if isinstance(value, SecretStr) else value)
+        ]
+        if missing:
+            problems.append(f"production mode requires {', '.join(missing)}")
+        if (
+            self.auth0_protocol == "http"
+            and self.auth0_domain
+            and not is_loopback_host(urlsplit(f"http://{self.auth0_domain}").hostname or "")
+        ):
+            # Tokens and the client secret would cross the network in clear text. Only an
+            # identity provider on this machine (a local test set-up) may be reached over http.
+            problems.append(
+                "AUTH0_PROTOCOL=http is refused in production (Auth0 is only reached over "
+                "https; http is allowed for an identity provider on a loopback address)"
+            )
+        return problems
+
     # -- derived values -------------------------------------------------------------
 
     @property
@@ -161,13 +225,21 @@ class Settings(BaseSettings):
     def signing_secret(self) -> str:
         if self.slack_signing_secret is not None:
             return self.slack_signing_secret.get_secret_value()
+        self._sandbox_only("SLACK_SIGNING_SECRET")
         return SANDBOX_SECRET
 
     @property
     def bot_token(self) -> str:
         if self.slack_bot_token is not None:
             return self.slack_bot_token.get_secret_value()
+        self._sandbox_only("SLACK_BOT_TOKEN")
         return "xoxb-sandbox"
+
+    def _sandbox_only(self, name: str) -> None:
+        # Validation already requires these in production; this keeps a dev fallback from
+        # ever being used there, whatever a future change to validation does.
+        if self.mode is not Mode.SANDBOX:
+            raise RuntimeError(f"{name} is required in production")
 
     @property
     def auth0_issuer(self) -> str:
@@ -178,6 +250,7 @@ class Settings(BaseSettings):
     def encryption_keyring(self) -> str:
         if self.token_encryption_keys is not None:
             return self.token_encryption_keys.get_secret_value()
+        self._sandbox_only("TOKEN_ENCRYPTION_KEYS")
         # The sandbox keeps only dev identities; a fixed dev key keeps links across restarts.
         return "dev:" + "ZGV2LW9ubHktcG1ib3Qtc2FuZGJveC1rZXktMzJieXQ="
 
@@ -189,6 +262,17 @@ class Settings(BaseSettings):
             if rest and rest != ":memory:":
                 return Path(rest.split("?", 1)[0])
         return None
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1``."""
+    name = host.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 class SettingsError(Exception):

@@ -55,8 +55,19 @@ def test_production_requires_slack_credentials() -> None:
         assert name in info.value.problems[0]
 
 
+PRODUCTION = {
+    "PMBOT_MODE": "production",
+    "SLACK_BOT_TOKEN": "xoxb-very-secret-value",
+    "SLACK_SIGNING_SECRET": "signing-secret-value",
+    "AUTH0_DOMAIN": "acme.eu.auth0.com",
+    "AUTH0_CLIENT_ID": "client",
+    "AUTH0_CLIENT_SECRET": "client-secret-value",
+    "TOKEN_ENCRYPTION_KEYS": "k1:" + "a" * 43 + "=",
+}
+
+
 def test_secrets_are_not_shown_in_repr() -> None:
-    settings = load_settings(SLACK_BOT_TOKEN="xoxb-very-secret-value")
+    settings = load_settings(**PRODUCTION)
     assert "xoxb-very-secret-value" not in repr(settings)
     assert "xoxb-very-secret-value" not in str(settings.model_dump())
 
@@ -78,4 +89,101 @@ def test_cli_reports_bad_settings_without_traceback(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "PMBOT_PORT" in result.stderr and "LOG_FORMAT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "::", "pmbot.example.com"])
+def test_sandbox_refuses_a_non_loopback_address(host: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(PMBOT_MODE="sandbox", PMBOT_HOST=host)
+    assert "PMBOT_MODE=sandbox only listens on a loopback address" in info.value.problems[0]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_sandbox_runs_on_loopback(host: str) -> None:
+    assert load_settings(PMBOT_MODE="sandbox", PMBOT_HOST=host).mode is Mode.SANDBOX
+
+
+def test_sandbox_refuses_a_public_url_beyond_loopback() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(PMBOT_PUBLIC_URL="https://pmbot.example.com")
+    assert "PMBOT_PUBLIC_URL" in info.value.problems[0]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "AUTH0_DOMAIN",
+        "AUTH0_CLIENT_SECRET",
+    ],
+)
+def test_sandbox_refuses_real_credentials(name: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(**{name: PRODUCTION.get(name, "xapp-1-real-app-token")})
+    assert "refuses real credentials" in info.value.problems[0]
+    assert name in info.value.problems[0]
+
+
+def test_the_review_s_exposed_sandbox_is_refused_with_every_reason() -> None:
+    """Real Slack secrets, 0.0.0.0 and no PMBOT_MODE: the set-up the review exploited."""
+    with pytest.raises(SettingsError) as info:
+        load_settings(
+            PMBOT_HOST="0.0.0.0",
+            SLACK_BOT_TOKEN="xoxb-real",
+            SLACK_SIGNING_SECRET="real-signing-secret",
+        )
+    text = " ".join(info.value.problems)
+    assert "loopback" in text and "SLACK_SIGNING_SECRET" in text
+
+
+def test_production_never_falls_back_to_the_dev_provider() -> None:
+    settings = load_settings(**PRODUCTION)
+    assert settings.auth0_issuer == "https://acme.eu.auth0.com/"
+    assert settings.slack_api_url == "https://slack.com/api/"
+    without_keys = load_settings(**PRODUCTION).model_copy(update={"token_encryption_keys": None})
+    with pytest.raises(RuntimeError):
+        _ = without_keys.encryption_keyring
+
+
+def test_production_refuses_auth0_over_http() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(**{**PRODUCTION, "AUTH0_PROTOCOL": "http"})
+    assert "AUTH0_PROTOCOL=http is refused in production" in info.value.problems[0]
+
+
+def test_production_allows_http_only_to_an_identity_provider_on_loopback() -> None:
+    settings = load_settings(
+        **{**PRODUCTION, "AUTH0_PROTOCOL": "http", "AUTH0_DOMAIN": "127.0.0.1:8765"}
+    )
+    assert settings.auth0_issuer == "http://127.0.0.1:8765/"
+
+
+@pytest.mark.parametrize("ttl", ["0", "60", "299"])
+def test_a_dedup_memory_shorter_than_the_replay_window_is_refused(ttl: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(PMBOT_EVENT_DEDUP_TTL=ttl)
+    assert info.value.problems[0].startswith("PMBOT_EVENT_DEDUP_TTL")
+    assert load_settings(PMBOT_EVENT_DEDUP_TTL="300").event_dedup_ttl_seconds == 300
+
+
+def test_cli_refuses_an_exposed_sandbox(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(REPO),
+        "SLACK_SIGNING_SECRET": "real-signing-secret",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve", "--host", "0.0.0.0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "loopback" in result.stderr and "refuses real credentials" in result.stderr
     assert "Traceback" not in result.stderr
