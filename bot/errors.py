@@ -22,6 +22,11 @@ class NotLinked(PmbotError):
     """The Slack user has no linked identity yet."""
 
 
+class RelinkRequired(PmbotError):
+    """The person's permissions could not be refreshed (no usable refresh token, or the
+    grant was revoked): they have none until they link again."""
+
+
 class UnknownCommand(PmbotError):
     def __init__(self, command: str) -> None:
         super().__init__(command)

@@ -8,6 +8,7 @@ from bot.errors import (
     InputTooLong,
     NotLinked,
     PermissionDenied,
+    RelinkRequired,
     ServiceUnavailable,
     UnknownCommand,
 )
@@ -24,6 +25,11 @@ def user_message(error: BaseException) -> str:
         return (
             ":lock: Authorization is unavailable right now, so I can't check what you may "
             "see or do. Nothing was shown or changed. Please try again in a moment."
+        )
+    if isinstance(error, RelinkRequired):
+        return (
+            ":key: I couldn't refresh your permissions, so you have none right now. "
+            "Run `/pm link` to link your account again."
         )
     if isinstance(error, PermissionDenied):
         return ":no_entry: You don't have permission to do that."

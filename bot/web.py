@@ -18,7 +18,10 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.dedup import delivery_key
+from bot.identity.routes import LinkRoutes
 from bot.identity.routes import add_routes as add_auth_routes
+from bot.settings import Mode
+from bot.websec import security_middleware
 from bot.wiring import Deps
 
 log = logging.getLogger(__name__)
@@ -185,7 +188,13 @@ async def error_middleware(
 
 def create_web_app(deps: Deps, bolt: AsyncApp, *, slack_endpoint: bool = True) -> web.Application:
     app = web.Application(
-        client_max_size=deps.settings.max_body_bytes, middlewares=[error_middleware]
+        client_max_size=deps.settings.max_body_bytes,
+        middlewares=[
+            security_middleware(
+                public_url=deps.settings.base_url, sandbox=deps.settings.mode is Mode.SANDBOX
+            ),
+            error_middleware,
+        ],
     )
     app[DEPS_KEY] = deps
     app[BOLT_KEY] = bolt
@@ -195,5 +204,16 @@ def create_web_app(deps: Deps, bolt: AsyncApp, *, slack_endpoint: bool = True) -
         app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    add_auth_routes(app, deps.identity, deps.slack)
+    from handlers.linking import SlackLinkNotifier
+
+    add_auth_routes(
+        app,
+        LinkRoutes(
+            identity=deps.identity,
+            directory=deps.directory,
+            notify=SlackLinkNotifier(deps.slack),
+            public_url=deps.settings.base_url,
+            auth0_url=deps.auth0.base_url,
+        ),
+    )
     return app

@@ -24,6 +24,7 @@ from bot.dedup import Deduplicator
 from bot.identity.auth0 import Auth0Client
 from bot.identity.crypto import TokenCipher
 from bot.identity.service import IdentityService
+from bot.identity.slack_directory import WebApiDirectory
 from bot.identity.tokens import JwksCache, TokenVerifier
 from bot.metrics import Registry
 from bot.settings import Settings
@@ -44,6 +45,7 @@ class Deps:
     dedup: Deduplicator
     authz: DecisionCache
     identity: IdentityService
+    directory: WebApiDirectory
     auth0: Auth0Client
     extras: dict[str, object] = field(default_factory=dict)
 
@@ -110,12 +112,15 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
             issuer=settings.auth0_issuer,
             leeway=settings.id_token_leeway_seconds,
         )
+        slack = build_slack_client(settings, http)
+        directory = WebApiDirectory(slack)
         identity = IdentityService(
             db=db,
             auth0=auth0,
             verifier=verifier,
             cipher=TokenCipher(settings.encryption_keyring),
             authorizer=authorizer,
+            directory=directory,
             callback_url=f"{settings.base_url}/auth/callback",
             link_base_url=settings.base_url,
             link_ttl=timedelta(seconds=settings.link_ttl_seconds),
@@ -123,11 +128,12 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
         yield Deps(
             settings=settings,
             db=db,
-            slack=build_slack_client(settings, http),
+            slack=slack,
             http=http,
             metrics=registry,
             dedup=Deduplicator(db=db, ttl=timedelta(seconds=settings.event_dedup_ttl_seconds)),
             authz=authorizer,
             identity=identity,
+            directory=directory,
             auth0=auth0,
         )

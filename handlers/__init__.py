@@ -8,7 +8,7 @@ from bot.wiring import Deps
 
 
 def register_all(app: AsyncApp, deps: Deps) -> None:
-    from handlers import commands, home, mentions, messages
+    from handlers import commands, home, linking, mentions, messages
 
-    for module in (commands, mentions, messages, home):
+    for module in (commands, mentions, messages, home, linking):
         module.register(app, deps)

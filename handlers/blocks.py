@@ -88,20 +88,78 @@ def link_button(url: str, text: str = "Link your account") -> Block:
     }
 
 
-def link_prompt_text(url: str) -> str:
+def _duration(seconds: int) -> str:
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def link_prompt_text(url: str, ttl_seconds: int) -> str:
     return (
         "Before I can help, link your Slack account to your company account: "
-        f"<{url}|link your account> (the link works once, for 10 minutes)."
+        f"<{url}|link your account> (the link works once, for {_duration(ttl_seconds)})."
     )
 
 
-def link_prompt_blocks(url: str) -> list[Block]:
-    return [section(link_prompt_text(url)), actions(link_button(url))]
+def link_prompt_blocks(url: str, ttl_seconds: int) -> list[Block]:
+    return [section(link_prompt_text(url, ttl_seconds)), actions(link_button(url))]
 
 
-def whoami_text(email: str | None, sub: str, permissions: list[str]) -> str:
-    perms = ", ".join(f"`{p}`" for p in permissions) or "none"
-    return f"You are linked as *{email or sub}* (`{sub}`).\nPermissions: {perms}"
+def relink_question_text(linked_as: str) -> str:
+    return (
+        f"You are linked as *{linked_as}*. Do you want to replace it with another account? "
+        "Your current link stays until you confirm the new one."
+    )
+
+
+def relink_question_blocks(linked_as: str) -> list[Block]:
+    return [
+        section(relink_question_text(linked_as)),
+        actions(button("Link another account", "link_replace", style="primary")),
+    ]
+
+
+def confirm_link_text(who: str, replaces: str | None) -> str:
+    if replaces:
+        return (
+            f"You are linked as *{replaces}*. Replace it with *{who}*? Only confirm if you "
+            "just signed in yourself."
+        )
+    return f"Link *{who}* to your Slack account? Only confirm if you just signed in yourself."
+
+
+def confirm_link_blocks(request_id: str, who: str, replaces: str | None) -> list[Block]:
+    return [
+        section(confirm_link_text(who, replaces)),
+        actions(
+            button(f"Link {who}", "link_confirm", value=request_id, style="primary"),
+            button("Cancel", "link_cancel", value=request_id, style="danger"),
+            block_id="link_confirmation",
+        ),
+    ]
+
+
+def linked_text(who: str) -> str:
+    return f":white_check_mark: Your Slack account is now linked to *{who}*. Try `/pm whoami`."
+
+
+def link_cancelled_text() -> str:
+    return "Linking cancelled: nothing was linked, and the sign-in was revoked."
+
+
+def whoami_text(
+    who: str, sub: str, permissions: list[str], *, needs_relink: bool, membership: str
+) -> str:
+    if needs_relink:
+        perms = "none: they could not be refreshed. Run `/pm link` to link your account again."
+    else:
+        perms = ", ".join(f"`{p}`" for p in permissions) or "none"
+    text = f"You are linked as *{who}* (`{sub}`).\nPermissions: {perms}"
+    if membership != "member":
+        text += (
+            "\nAs a guest or a member of another organisation you are not given access to "
+            "this workspace's projects; a project owner can share them with you."
+        )
+    return text
 
 
 def home_view(user_id: str, *, linked_as: str | None, link_url: str | None = None) -> Block:

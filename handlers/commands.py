@@ -10,6 +10,7 @@ from bot.errors import InputTooLong, UnknownCommand
 from bot.messages import user_message
 from bot.wiring import Deps
 from handlers import blocks
+from handlers.home import publish_home
 
 MAX_COMMAND_TEXT = 4000
 
@@ -35,10 +36,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         sub, _rest = parse(text)
         identity = deps.identity
-        if sub == "link":
-            url = await identity.start_link(team_id, user_id)
-            await respond(text=blocks.link_prompt_text(url), blocks=blocks.link_prompt_blocks(url))
-            return
+        ttl = deps.settings.link_ttl_seconds
         if sub == "unlink":
             removed = await identity.unlink(team_id, user_id)
             await respond(
@@ -46,17 +44,34 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 if removed
                 else "Your account was not linked."
             )
+            if removed:
+                await publish_home(deps, team_id, user_id)
             return
         linked = await identity.get(team_id, user_id)
-        if linked is None:
+        if sub == "link" and linked is not None:
+            # Ask before replacing a link: a stray /pm link must not cost the current one.
+            await respond(
+                text=blocks.relink_question_text(linked.display),
+                blocks=blocks.relink_question_blocks(linked.display),
+            )
+            return
+        if linked is None or sub == "link":
             url = await identity.start_link(team_id, user_id)
-            prompt = blocks.link_prompt_blocks(url)
+            prompt = blocks.link_prompt_blocks(url, ttl)
             if sub == "help":
                 prompt += blocks.help_blocks()
-            await respond(text=blocks.link_prompt_text(url), blocks=prompt)
+            await respond(text=blocks.link_prompt_text(url, ttl), blocks=prompt)
             return
         if sub == "whoami":
-            await respond(blocks.whoami_text(linked.email, linked.sub, sorted(linked.permissions)))
+            await respond(
+                blocks.whoami_text(
+                    linked.display,
+                    linked.sub,
+                    sorted(linked.permissions),
+                    needs_relink=linked.needs_relink,
+                    membership=linked.membership.value,
+                )
+            )
             return
         if sub == "help":
             await respond(text=blocks.help_text(), blocks=blocks.help_blocks())

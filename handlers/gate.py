@@ -16,7 +16,7 @@ async def linked_or_prompt(deps: Deps, team_id: str, user_id: str, channel: str)
     await deps.slack.chat_postEphemeral(
         channel=channel,
         user=user_id,
-        text=blocks.link_prompt_text(url),
-        blocks=blocks.link_prompt_blocks(url),
+        text=blocks.link_prompt_text(url, deps.settings.link_ttl_seconds),
+        blocks=blocks.link_prompt_blocks(url, deps.settings.link_ttl_seconds),
     )
     return None

@@ -1,4 +1,5 @@
-"""The App Home tab, published whenever a user opens it, and its link button."""
+"""The App Home tab, published when a user opens it and whenever their link changes, and
+its link button."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from bot.wiring import Deps
 from handlers import blocks
 
 
-async def _publish(deps: Deps, team_id: str, user_id: str, *, with_link: bool = False) -> None:
+async def publish_home(deps: Deps, team_id: str, user_id: str, *, with_link: bool = False) -> None:
     identity = await deps.identity.get(team_id, user_id)
     link_url = None
     if identity is None and with_link:
         link_url = await deps.identity.start_link(team_id, user_id)
-    linked_as = (identity.email or identity.sub) if identity else None
+    linked_as = identity.display if identity else None
     await deps.slack.views_publish(
         user_id=user_id, view=blocks.home_view(user_id, linked_as=linked_as, link_url=link_url)
     )
@@ -26,13 +27,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def on_home_opened(event: dict[str, Any], context: AsyncBoltContext) -> None:
         if event.get("tab", "home") != "home":
             return
-        await _publish(deps, str(context.team_id or ""), str(event["user"]))
+        await publish_home(deps, str(context.team_id or ""), str(event["user"]))
 
     @app.action("link_account")
     async def on_link_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         team_id = str((body.get("team") or {}).get("id") or body.get("user", {}).get("team_id"))
-        await _publish(deps, team_id, str(body["user"]["id"]), with_link=True)
+        await publish_home(deps, team_id, str(body["user"]["id"]), with_link=True)
 
     @app.action("open_link_url")
     async def on_link_url_opened(ack: AsyncAck) -> None:

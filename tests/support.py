@@ -19,9 +19,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.sandbox.idp import DevIdentityProvider, IdpClient, default_users
+from bot.sandbox.idp import DevIdentityProvider, IdpClient, IdpUser, default_users
 from bot.sandbox.idp import serve as serve_idp
 from bot.sandbox.slack import SlackSandbox, default_seed
+from bot.sandbox.slack.state import SandboxSeed
 from bot.settings import Settings, load_settings
 from bot.slack_app import build_bolt_app, drain_listeners
 from bot.web import create_web_app
@@ -35,6 +36,7 @@ AUDIENCE = "https://pmbot.test/api"
 ENCRYPTION_KEYS = "k1:" + base64.b64encode(b"k" * 32).decode()
 TEAM = "T0SANDBOX"
 _TX = re.compile(r"name='tx' value='([^']+)'")
+_CSRF = re.compile(r"name=csrf value='([^']+)'")
 
 
 def sign(
@@ -86,12 +88,57 @@ class Harness:
             return resp
 
     async def open_link_in_browser(self, link_url: str, browser: aiohttp.ClientSession) -> str:
-        """Open a link URL, confirm, and return the identity provider's login URL."""
+        """Open a link URL, press *Continue* as a browser would (the page's anti-forgery
+        token and cookie, a same-origin ``Origin``), return the identity provider's URL."""
         async with browser.get(link_url) as page:
-            assert page.status == 200, await page.text()
-        async with browser.post(link_url, allow_redirects=False) as started:
+            html = await page.text()
+            assert page.status == 200, html
+        match = _CSRF.search(html)
+        assert match is not None, html
+        async with browser.post(
+            link_url,
+            data={"csrf": match.group(1)},
+            headers={"Origin": self.bot_url, "Sec-Fetch-Site": "same-origin"},
+            allow_redirects=False,
+        ) as started:
             assert started.status == 303, await started.text()
             return started.headers["Location"]
+
+    async def dm_channel(self, user_id: str) -> str:
+        return str((await self.deps.slack.conversations_open(users=user_id))["channel"]["id"])
+
+    async def confirmation_in_slack(self, user_id: str) -> dict[str, Any]:
+        """The DM asking ``user_id`` to confirm a verified login (waits for it)."""
+        dm = await self.dm_channel(user_id)
+
+        def pending() -> dict[str, Any] | None:
+            for message in reversed(self.sandbox.messages(dm, viewer=user_id)):
+                if "link_confirm" in json.dumps(message.get("blocks") or []):
+                    return message
+            return None
+
+        found: dict[str, Any] = await eventually(pending)
+        return found
+
+    async def press_in_slack(self, user_id: str, action_id: str, *, by: str | None = None) -> str:
+        """Press Link/Cancel in the confirmation DM (as ``by``, default the owner); returns
+        the DM's text once the bot has answered."""
+        message = await self.confirmation_in_slack(user_id)
+        dm = await self.dm_channel(user_id)
+        await self.sandbox.click_button(by or user_id, dm, str(message["ts"]), action_id)
+        if by is not None and by != user_id:
+            return ""
+
+        def answered() -> str | None:
+            for m in self.sandbox.messages(dm, viewer=user_id):
+                if m.get("ts") == message["ts"] and "link_confirm" not in json.dumps(
+                    m.get("blocks") or []
+                ):
+                    return str(m.get("text", ""))
+            return None
+
+        text: str = await eventually(answered)
+        return text
 
     async def log_in(self, authorize_url: str, browser: aiohttp.ClientSession, email: str) -> str:
         """Sign in on the identity provider's page; return the callback URL (not followed)."""
@@ -108,8 +155,8 @@ class Harness:
             assert resp.status == 302, await resp.text()
             return resp.headers["Location"]
 
-    async def link(self, user_id: str, email: str) -> str:
-        """Link a Slack user through the real flow; returns the final page's HTML."""
+    async def sign_in(self, user_id: str, email: str) -> str:
+        """Run the browser half of linking; returns the final page's HTML."""
         link_url = await self.deps.identity.start_link(TEAM, user_id)
         jar = aiohttp.CookieJar(unsafe=True)
         async with aiohttp.ClientSession(cookie_jar=jar) as browser:
@@ -119,6 +166,14 @@ class Harness:
                 html = await final.text()
                 assert final.status == 200, html
                 return html
+
+    async def link(self, user_id: str, email: str) -> str:
+        """Link a Slack user through the real flow (browser, then the confirmation in
+        Slack); returns the confirmation DM's final text."""
+        await self.sign_in(user_id, email)
+        text = await self.press_in_slack(user_id, "link_confirm")
+        assert "now linked" in text, text
+        return text
 
     def event_envelope(self, event: dict[str, Any], event_id: str) -> bytes:
         return json.dumps(
@@ -136,7 +191,13 @@ class Harness:
 
 
 @asynccontextmanager
-async def running_bot(database_url: str, **overrides: object) -> AsyncIterator[Harness]:
+async def running_bot(
+    database_url: str,
+    *,
+    seed: SandboxSeed | None = None,
+    users: list[IdpUser] | None = None,
+    **overrides: object,
+) -> AsyncIterator[Harness]:
     """The real pmbot web app and Bolt app against a fresh Slack sandbox."""
     async with AsyncExitStack() as stack:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -145,7 +206,7 @@ async def running_bot(database_url: str, **overrides: object) -> AsyncIterator[H
         bot_port = sock.getsockname()[1]
         bot_url = f"http://127.0.0.1:{bot_port}"
         sandbox = SlackSandbox(
-            seed=default_seed(),
+            seed=seed or default_seed(),
             signing_secret=SIGNING_SECRET,
             bot_token=BOT_TOKEN,
             events_url=f"{bot_url}/slack/events",
@@ -156,7 +217,7 @@ async def running_bot(database_url: str, **overrides: object) -> AsyncIterator[H
         sandbox.public_url = sandbox_url
         idp = DevIdentityProvider(
             issuer=None,
-            users=default_users(),
+            users=users or default_users(),
             clients=[
                 IdpClient(
                     client_id=CLIENT_ID,

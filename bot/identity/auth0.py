@@ -84,6 +84,9 @@ class Auth0Client:
                 "nonce": nonce,
                 "code_challenge": code_challenge,
                 "code_challenge_method": "S256",
+                # Never finish silently on an existing Auth0 session: the person must sign
+                # in on this page, so a link started by someone else cannot ride on it.
+                "prompt": "login",
             }
         )
         return f"{self.base_url}/authorize?{query}"

@@ -9,6 +9,8 @@ associated data so a ciphertext cannot be moved to another column or row kind.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -48,6 +50,11 @@ class TokenCipher:
         keys = parse_keyring(keyring)
         self.active_kid = keys[0][0]
         self._keys = {kid: AESGCM(key) for kid, key in keys}
+        # MAC keys are derived from the encryption keys, one per key id, so that no key
+        # is used for two algorithms.
+        self._mac_keys = {
+            kid: hmac.new(key, b"pmbot mac key", hashlib.sha256).digest() for kid, key in keys
+        }
 
     def encrypt(self, plaintext: str, *, purpose: str) -> str:
         nonce = os.urandom(12)
@@ -66,6 +73,23 @@ class TokenCipher:
         except (InvalidTag, ValueError):
             raise DecryptionError("ciphertext does not verify") from None
         return plain.decode()
+
+    def sign(self, message: str, *, purpose: str) -> str:
+        """A MAC of ``message`` for ``purpose`` (e.g. an anti-forgery token)."""
+        digest = hmac.new(
+            self._mac_keys[self.active_kid], f"{purpose}|{message}".encode(), hashlib.sha256
+        ).digest()
+        return f"{self.active_kid}.{base64.urlsafe_b64encode(digest).decode().rstrip('=')}"
+
+    def verify(self, message: str, tag: str, *, purpose: str) -> bool:
+        """True when ``tag`` is :meth:`sign` of ``message`` under any configured key."""
+        kid, _, _ = tag.partition(".")
+        key = self._mac_keys.get(kid)
+        if key is None:
+            return False
+        digest = hmac.new(key, f"{purpose}|{message}".encode(), hashlib.sha256).digest()
+        expected = f"{kid}.{base64.urlsafe_b64encode(digest).decode().rstrip('=')}"
+        return hmac.compare_digest(expected.encode(), tag.encode("utf-8", "replace"))
 
     def key_id(self, token: str) -> str:
         return token.partition(".")[0]

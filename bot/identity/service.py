@@ -1,29 +1,44 @@
 """Account linking: every Slack user is bound to one Auth0 identity.
 
 Flow: ``start_link`` stores a one-time request (random id = OAuth ``state``, PKCE verifier
-encrypted, nonce, 10 minutes) for ``(team_id, slack_user_id)`` and returns the URL to give
-the user. Opening it (``begin_login``) shows which Slack user is being linked, marks the
-request started (once), binds it to that browser with a cookie and redirects to Universal
-Login. ``complete_link`` (the callback) consumes the request (once), exchanges the code
-with the verifier and client credentials, verifies the ID token fully and stores the link
-and the encrypted refresh token. Nothing is written unless every step succeeded.
+encrypted, nonce, ``LINK_TTL``) for ``(team_id, slack_user_id)`` and returns the URL to give
+the user. Opening it shows which Slack person is being linked; *Continue* (an anti-forgery
+protected POST) calls ``begin_login``, which marks the request started (once), binds it to
+that browser with a cookie and returns the Universal Login URL (``prompt=login``, so an
+existing Auth0 session cannot finish it silently). ``complete_login`` (the callback)
+consumes the request (once), exchanges the code with the verifier and client credentials,
+verifies the ID token fully and keeps the verified identity on the request. Nothing is
+linked yet: the link takes effect only when the Slack user confirms it in Slack
+(``confirm_link``, from a button only they see), so a login finished in somebody else's
+browser links nothing. A request that is not confirmed in time is swept and its refresh
+token revoked.
 """
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import hmac
 import json
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from authz.ports import Authorizer, AuthzError, TupleKey
-from bot.errors import AuthorizationUnavailable, NotLinked, PermissionDenied, ServiceUnavailable
+from authz.ids import fga_user, fga_workspace
+from authz.ports import Authorizer, AuthzError, AuthzValidationError, TupleKey
+from bot.errors import (
+    AuthorizationUnavailable,
+    NotLinked,
+    PermissionDenied,
+    RelinkRequired,
+    ServiceUnavailable,
+)
 from bot.identity.auth0 import Auth0Client, Auth0Rejected, pkce_pair, s256_challenge
 from bot.identity.crypto import DecryptionError, TokenCipher
 from bot.identity.tokens import JwksUnavailable, TokenInvalid, TokenVerifier
@@ -34,13 +49,68 @@ log = logging.getLogger(__name__)
 
 PERMISSIONS = ("read:projects", "write:projects", "manage:calendar", "delete:projects")
 
+# Link request ids are ``secrets.token_urlsafe(32)``: anything else is refused before it
+# reaches a query (a NUL byte, for one, makes PostgreSQL's driver raise).
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{32,64}")
+# Slack ids: upper-case letters and digits (team T…/E…, user U…/W…).
+_SLACK_ID = re.compile(r"[A-Z0-9]{2,32}")
+
+
+class LinkFailure(enum.StrEnum):
+    """Why linking was refused: one code per reason, turned into words by the pages."""
+
+    STATE_UNKNOWN = "state_unknown"
+    STATE_USED = "state_used"
+    STATE_EXPIRED = "state_expired"
+    STATE_NOT_STARTED = "state_not_started"
+    BROWSER_MISMATCH = "browser_mismatch"
+    FORGED_REQUEST = "forged_request"
+    CODE_REJECTED = "code_rejected"
+    NO_ID_TOKEN = "no_id_token"  # noqa: S105 - a reason code, not a secret
+    ID_TOKEN_INVALID = "id_token_invalid"  # noqa: S105 - a reason code, not a secret
+    IDENTITY_TAKEN = "identity_taken"
+    IDENTITY_UNSUPPORTED = "identity_unsupported"
+    LOGIN_CANCELLED = "login_cancelled"
+    MISSING_PARAMETERS = "missing_parameters"
+    NOT_YOURS = "not_yours"
+    CONFIRM_EXPIRED = "confirm_expired"
+    CANCELLED = "cancelled"
+
 
 class LinkFailed(Exception):
-    """Linking was refused; ``reason`` is a stable code the web page turns into text."""
+    """Linking was refused; ``reason`` says why, ``detail`` is a log-safe code."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: LinkFailure, detail: str = "") -> None:
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
         self.reason = reason
+        self.detail = detail
+
+
+class Membership(enum.StrEnum):
+    """What a Slack account is to its workspace. Only members get ``workspace#member``:
+    guests see only the channels they were invited to, and Slack Connect users belong to
+    another organisation."""
+
+    MEMBER = "member"
+    GUEST = "guest"
+    EXTERNAL = "external"
+
+
+class SlackDirectory(Protocol):
+    """What linking needs to know from Slack about a person (a port: tests and the
+    sandbox answer it over the real Web API)."""
+
+    async def membership(self, team_id: str, slack_user_id: str) -> Membership: ...
+
+
+def display_identity(email: str | None, email_verified: bool, name: str | None, sub: str) -> str:
+    """How an identity is named to people: a verified email, else the name or ``sub``; an
+    unverified email is never presented as if it proved anything."""
+    if email and email_verified:
+        return email
+    if email:
+        return f"{name or sub} ({email}, email not verified)"
+    return name or sub
 
 
 @dataclass(frozen=True)
@@ -49,13 +119,31 @@ class Identity:
     slack_user_id: str
     sub: str
     email: str | None
+    email_verified: bool
     name: str | None
     permissions: frozenset[str]
     linked_at: datetime
+    membership: Membership = Membership.MEMBER
+    # No fresh permissions could be had (no usable refresh token, or the grant is gone):
+    # the person has none until they link again.
+    needs_relink: bool = False
 
     @property
     def fga_user(self) -> str:
-        return f"user:{self.sub}"
+        return fga_user(self.sub)
+
+    @property
+    def display(self) -> str:
+        return display_identity(self.email, self.email_verified, self.name, self.sub)
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    """A link request as its page shows it."""
+
+    request_id: str
+    team_id: str
+    slack_user_id: str
 
 
 @dataclass(frozen=True)
@@ -66,8 +154,25 @@ class LoginStart:
     slack_user_id: str
 
 
+@dataclass(frozen=True)
+class VerifiedLogin:
+    """A login the callback verified, waiting for the Slack user's confirmation."""
+
+    request_id: str
+    team_id: str
+    slack_user_id: str
+    sub: str
+    display: str
+    replaces: str | None  # the identity a confirmation would replace, if any
+    confirm_by: datetime
+
+
 def workspace_member(team_id: str, sub: str) -> TupleKey:
-    return TupleKey(user=f"user:{sub}", relation="member", object=f"workspace:{team_id}")
+    return TupleKey(user=fga_user(sub), relation="member", object=fga_workspace(team_id))
+
+
+def valid_request_id(value: str) -> bool:
+    return bool(_REQUEST_ID.fullmatch(value))
 
 
 def _now() -> datetime:
@@ -79,6 +184,19 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _refresh_purpose(team_id: str, slack_user_id: str) -> str:
+    # Binds a stored refresh token to its row: a ciphertext copied to another person's
+    # row (or to a link request of someone else) does not decrypt there.
+    return f"refresh_token|{team_id}|{slack_user_id}"
+
+
+def _pkce_purpose(request_id: str) -> str:
+    return f"pkce|{request_id}"
+
+
+LEGACY_REFRESH_PURPOSE = "refresh_token"
+
+
 class IdentityService:
     def __init__(
         self,
@@ -88,6 +206,7 @@ class IdentityService:
         verifier: TokenVerifier,
         cipher: TokenCipher,
         authorizer: Authorizer,
+        directory: SlackDirectory,
         callback_url: str,
         link_base_url: str,
         link_ttl: timedelta,
@@ -97,14 +216,26 @@ class IdentityService:
         self._verifier = verifier
         self._cipher = cipher
         self._authz = authorizer
+        self._directory = directory
         self._callback_url = callback_url
         self._link_base_url = link_base_url.rstrip("/")
         self._ttl = link_ttl
+        self._refresh_locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    @property
+    def link_ttl(self) -> timedelta:
+        return self._ttl
+
+    @property
+    def cipher(self) -> TokenCipher:
+        return self._cipher
 
     # -- linking ----------------------------------------------------------------
 
     async def start_link(self, team_id: str, slack_user_id: str) -> str:
         """A one-time URL that links this Slack user (valid ``link_ttl``, single use)."""
+        if not (_SLACK_ID.fullmatch(team_id) and _SLACK_ID.fullmatch(slack_user_id)):
+            raise ValueError("not a Slack team and user id")
         verifier, _ = pkce_pair()
         request_id = secrets.token_urlsafe(32)
         now = _now()
@@ -114,7 +245,9 @@ class IdentityService:
                     id=request_id,
                     team_id=team_id,
                     slack_user_id=slack_user_id,
-                    code_verifier_enc=self._cipher.encrypt(verifier, purpose="pkce"),
+                    code_verifier_enc=self._cipher.encrypt(
+                        verifier, purpose=_pkce_purpose(request_id)
+                    ),
                     nonce=secrets.token_urlsafe(24),
                     created_at=now,
                     expires_at=now + self._ttl,
@@ -122,65 +255,71 @@ class IdentityService:
             )
         return f"{self._link_base_url}/auth/link/{request_id}"
 
-    async def describe_request(self, request_id: str) -> LinkRequest:
+    async def _load_request(self, session: Any, request_id: str) -> LinkRequest:
+        if not valid_request_id(request_id):
+            raise LinkFailed(LinkFailure.STATE_UNKNOWN)
+        request: LinkRequest | None = await session.get(LinkRequest, request_id)
+        if request is None:
+            raise LinkFailed(LinkFailure.STATE_UNKNOWN)
+        return request
+
+    async def describe_request(self, request_id: str) -> PendingRequest:
         """The pending request behind a link URL (for the confirmation page)."""
         async with self._db.session() as session:
-            request = await session.get(LinkRequest, request_id)
+            request = await self._load_request(session, request_id)
         self._check_usable(request, started_ok=False)
-        assert request is not None
-        return request
+        return PendingRequest(request.id, request.team_id, request.slack_user_id)
 
     async def begin_login(self, request_id: str) -> LoginStart:
         """Mark the request started (once) and return where to send the browser."""
         binding = secrets.token_urlsafe(24)
         now = _now()
         async with self._db.session() as session:
-            request = await session.get(LinkRequest, request_id)
+            request = await self._load_request(session, request_id)
             self._check_usable(request, started_ok=False)
-            assert request is not None
             result = await session.execute(
                 update(LinkRequest)
                 .where(LinkRequest.id == request_id, LinkRequest.started_at.is_(None))
                 .values(started_at=now, browser_binding=binding)
             )
             if getattr(result, "rowcount", 0) != 1:
-                raise LinkFailed("state_used")
-            verifier = self._cipher.decrypt(request.code_verifier_enc, purpose="pkce")
+                raise LinkFailed(LinkFailure.STATE_USED)
+            verifier = self._cipher.decrypt(
+                request.code_verifier_enc, purpose=_pkce_purpose(request_id)
+            )
             nonce = request.nonce
             team_id, slack_user_id = request.team_id, request.slack_user_id
-        challenge = s256_challenge(verifier)
         url = self._auth0.authorize_url(
             redirect_uri=self._callback_url,
             state=request_id,
             nonce=nonce,
-            code_challenge=challenge,
+            code_challenge=s256_challenge(verifier),
         )
         return LoginStart(url, binding, team_id, slack_user_id)
 
-    def _check_usable(self, request: LinkRequest | None, *, started_ok: bool) -> None:
-        if request is None:
-            raise LinkFailed("state_unknown")
-        if request.consumed_at is not None:
-            raise LinkFailed("state_used")
+    def _check_usable(self, request: LinkRequest, *, started_ok: bool) -> None:
+        if request.consumed_at is not None or request.finished_at is not None:
+            raise LinkFailed(LinkFailure.STATE_USED)
         if not started_ok and request.started_at is not None:
-            raise LinkFailed("state_used")
+            raise LinkFailed(LinkFailure.STATE_USED)
         if _aware(request.expires_at) <= _now():
-            raise LinkFailed("state_expired")
+            raise LinkFailed(LinkFailure.STATE_EXPIRED)
 
-    async def complete_link(
+    async def complete_login(
         self, *, state: str, code: str, browser_binding: str | None
-    ) -> Identity:
-        """The OAuth callback. Raises :class:`LinkFailed` or ``ServiceUnavailable``."""
+    ) -> VerifiedLogin:
+        """The OAuth callback: verify who signed in and keep it for the Slack user's
+        confirmation. Raises :class:`LinkFailed` or ``ServiceUnavailable``; when Auth0 is
+        unreachable the request is put back, so the same link can be opened again."""
         async with self._db.session() as session:
-            request = await session.get(LinkRequest, state)
+            request = await self._load_request(session, state)
             self._check_usable(request, started_ok=True)
-            assert request is not None
             if request.started_at is None or not request.browser_binding:
-                raise LinkFailed("state_not_started")
+                raise LinkFailed(LinkFailure.STATE_NOT_STARTED)
             if not browser_binding or not hmac.compare_digest(
-                request.browser_binding, browser_binding
+                request.browser_binding.encode(), browser_binding.encode()
             ):
-                raise LinkFailed("browser_mismatch")
+                raise LinkFailed(LinkFailure.BROWSER_MISMATCH)
             # Consume first: a replayed callback finds the state used, whatever happens next.
             result = await session.execute(
                 update(LinkRequest)
@@ -188,41 +327,302 @@ class IdentityService:
                 .values(consumed_at=_now())
             )
             if getattr(result, "rowcount", 0) != 1:
-                raise LinkFailed("state_used")
-            verifier = self._cipher.decrypt(request.code_verifier_enc, purpose="pkce")
+                raise LinkFailed(LinkFailure.STATE_USED)
+            verifier = self._cipher.decrypt(request.code_verifier_enc, purpose=_pkce_purpose(state))
             nonce = request.nonce
             team_id, slack_user_id = request.team_id, request.slack_user_id
+        try:
+            return await self._verify_and_keep(
+                state=state,
+                code=code,
+                verifier=verifier,
+                nonce=nonce,
+                team_id=team_id,
+                slack_user_id=slack_user_id,
+            )
+        except ServiceUnavailable:
+            await self._put_back(state)
+            raise
 
+    async def _verify_and_keep(
+        self,
+        *,
+        state: str,
+        code: str,
+        verifier: str,
+        nonce: str,
+        team_id: str,
+        slack_user_id: str,
+    ) -> VerifiedLogin:
         try:
             tokens = await self._auth0.exchange_code(
                 code=code, code_verifier=verifier, redirect_uri=self._callback_url
             )
         except Auth0Rejected as exc:
             log.info("Auth0 refused the code exchange: %s", exc.error)
-            raise LinkFailed("code_rejected") from None
+            raise LinkFailed(LinkFailure.CODE_REJECTED, exc.error) from None
         id_token = tokens.get("id_token") if isinstance(tokens, dict) else None
         if not isinstance(id_token, str):
-            raise LinkFailed("no_id_token")
+            raise LinkFailed(LinkFailure.NO_ID_TOKEN)
         try:
             claims = await self._verifier.verify_id_token(
                 id_token, client_id=self._auth0.client_id, nonce=nonce
             )
         except TokenInvalid as exc:
             log.warning("ID token rejected: %s", exc.reason)
-            raise LinkFailed(f"id_token_{exc.reason}") from None
+            raise LinkFailed(LinkFailure.ID_TOKEN_INVALID, exc.reason) from None
         except JwksUnavailable:
             raise ServiceUnavailable("Auth0") from None
         permissions, expires_at = await self._permissions_from(tokens)
+        sub = claims.sub
+        email = _str_or_none(claims.claims.get("email"))
+        email_verified = claims.claims.get("email_verified") is True
+        name = _str_or_none(claims.claims.get("name"))
         refresh = tokens.get("refresh_token")
-        identity = await self._store_link(
+        now = _now()
+        confirm_by = now + self._ttl
+        async with self._db.session() as session:
+            taken = await session.scalar(
+                select(SlackLink).where(SlackLink.team_id == team_id, SlackLink.sub == sub)
+            )
+            if taken is not None and taken.slack_user_id != slack_user_id:
+                raise LinkFailed(LinkFailure.IDENTITY_TAKEN)
+            current = await session.get(SlackLink, (team_id, slack_user_id))
+            await session.execute(
+                update(LinkRequest)
+                .where(LinkRequest.id == state)
+                .values(
+                    sub=sub,
+                    email=email,
+                    email_verified=email_verified,
+                    name=name,
+                    refresh_token_enc=(
+                        self._cipher.encrypt(
+                            refresh, purpose=_refresh_purpose(team_id, slack_user_id)
+                        )
+                        if isinstance(refresh, str)
+                        else None
+                    ),
+                    permissions=json.dumps(permissions),
+                    permissions_expire_at=expires_at,
+                    verified_at=now,
+                    confirm_by=confirm_by,
+                )
+            )
+        replaces = None
+        if current is not None:
+            replaces = display_identity(
+                current.email, current.email_verified, current.name, current.sub
+            )
+        return VerifiedLogin(
+            request_id=state,
             team_id=team_id,
             slack_user_id=slack_user_id,
-            claims=claims.claims,
-            refresh_token=refresh if isinstance(refresh, str) else None,
-            permissions=permissions,
-            permissions_expire_at=expires_at,
+            sub=sub,
+            display=display_identity(email, email_verified, name, sub),
+            replaces=replaces,
+            confirm_by=confirm_by,
         )
-        return identity
+
+    async def _put_back(self, request_id: str) -> None:
+        """Make a request usable again after an outage of Auth0 (fresh verifier, nonce
+        and browser binding: nothing of the failed attempt can be reused)."""
+        verifier, _ = pkce_pair()
+        async with self._db.session() as session:
+            await session.execute(
+                update(LinkRequest)
+                .where(LinkRequest.id == request_id, LinkRequest.verified_at.is_(None))
+                .values(
+                    started_at=None,
+                    consumed_at=None,
+                    browser_binding=None,
+                    nonce=secrets.token_urlsafe(24),
+                    code_verifier_enc=self._cipher.encrypt(
+                        verifier, purpose=_pkce_purpose(request_id)
+                    ),
+                )
+            )
+
+    async def confirm_link(self, *, request_id: str, team_id: str, slack_user_id: str) -> Identity:
+        """The Slack user confirmed the verified login: the link takes effect now.
+
+        Only the Slack user the request was made for can confirm it, once, before
+        ``confirm_by``. Raises :class:`LinkFailed`, ``ServiceUnavailable`` (Slack or
+        Auth0) or :class:`AuthorizationUnavailable` (then nothing changed and the person
+        can press the button again)."""
+        async with self._db.session() as session:
+            request = await self._load_request(session, request_id)
+        self._check_confirmable(request, team_id, slack_user_id)
+        # Guests and Slack Connect users are linked but never made workspace members.
+        membership = await self._directory.membership(team_id, slack_user_id)
+        assert request.sub is not None
+        sub = request.sub
+        now = _now()
+        async with self._db.session() as session:
+            finished = await session.execute(
+                update(LinkRequest)
+                .where(LinkRequest.id == request_id, LinkRequest.finished_at.is_(None))
+                .values(finished_at=now, outcome="linked", refresh_token_enc=None)
+            )
+            if getattr(finished, "rowcount", 0) != 1:
+                raise LinkFailed(LinkFailure.STATE_USED)
+            taken = await session.scalar(
+                select(SlackLink).where(SlackLink.team_id == team_id, SlackLink.sub == sub)
+            )
+            if taken is not None and taken.slack_user_id != slack_user_id:
+                raise LinkFailed(LinkFailure.IDENTITY_TAKEN)
+            old = await session.get(SlackLink, (team_id, slack_user_id))
+            old_state = _link_state(old) if old is not None else None
+            if old is not None:
+                await session.delete(old)
+                await session.flush()
+            link = SlackLink(
+                team_id=team_id,
+                slack_user_id=slack_user_id,
+                sub=sub,
+                email=request.email,
+                email_verified=bool(request.email_verified),
+                name=request.name,
+                refresh_token_enc=request.refresh_token_enc,
+                key_id=(
+                    self._cipher.key_id(request.refresh_token_enc)
+                    if request.refresh_token_enc
+                    else None
+                ),
+                permissions=request.permissions or "[]",
+                permissions_expire_at=request.permissions_expire_at,
+                linked_at=now,
+                membership=membership.value,
+            )
+            session.add(link)
+            try:
+                await session.flush()
+            except IntegrityError:
+                raise LinkFailed(LinkFailure.IDENTITY_TAKEN) from None
+        try:
+            await self._apply_membership(team_id, slack_user_id, sub, membership, old_state)
+        except AuthzError as exc:
+            await self._undo_confirm(request_id, team_id, slack_user_id, sub, old_state)
+            if isinstance(exc, AuthzValidationError):
+                log.error("the authorization engine refused an identity: %s", exc.message)
+                raise LinkFailed(LinkFailure.IDENTITY_UNSUPPORTED) from None
+            raise AuthorizationUnavailable() from None
+        if old_state is not None and old_state["sub"] != sub:
+            # The replaced identity's refresh token is of no more use to anyone.
+            await self._revoke_quietly(old_state["refresh_token_enc"], team_id, slack_user_id)
+        return _identity(link)
+
+    def _check_confirmable(self, request: LinkRequest, team_id: str, slack_user_id: str) -> None:
+        if not (
+            hmac.compare_digest(request.team_id.encode(), team_id.encode())
+            and hmac.compare_digest(request.slack_user_id.encode(), slack_user_id.encode())
+        ):
+            raise LinkFailed(LinkFailure.NOT_YOURS)
+        if request.finished_at is not None:
+            raise LinkFailed(
+                LinkFailure.CANCELLED if request.outcome == "cancelled" else LinkFailure.STATE_USED
+            )
+        if request.verified_at is None or request.sub is None:
+            raise LinkFailed(LinkFailure.STATE_NOT_STARTED)
+        if request.confirm_by is None or _aware(request.confirm_by) <= _now():
+            raise LinkFailed(LinkFailure.CONFIRM_EXPIRED)
+
+    async def _apply_membership(
+        self,
+        team_id: str,
+        slack_user_id: str,
+        sub: str,
+        membership: Membership,
+        old_state: dict[str, Any] | None,
+    ) -> None:
+        """Write the FGA tuples of a new link, after it is committed (the engine may use
+        the same database, and SQLite allows one writer)."""
+        if membership is Membership.MEMBER:
+            await self._authz.write([workspace_member(team_id, sub)])
+        if old_state is not None and old_state["sub"] != sub:
+            await self._authz.delete([workspace_member(team_id, old_state["sub"])])
+        if membership is Membership.MEMBER and not await self._link_exists(
+            team_id, slack_user_id, sub
+        ):
+            # An unlink ran between our commit and the tuple write: it may have deleted
+            # the tuple before we wrote it. No link, no membership.
+            await self._authz.delete([workspace_member(team_id, sub)])
+
+    async def _undo_confirm(
+        self,
+        request_id: str,
+        team_id: str,
+        slack_user_id: str,
+        sub: str,
+        old_state: dict[str, Any] | None,
+    ) -> None:
+        """Authorization failed after the link was committed: take it back, restore the
+        link it replaced and make the confirmation button work again."""
+        async with self._db.session() as session:
+            link = await session.get(SlackLink, (team_id, slack_user_id))
+            refresh = link.refresh_token_enc if link is not None and link.sub == sub else None
+            await session.execute(
+                delete(SlackLink).where(
+                    SlackLink.team_id == team_id,
+                    SlackLink.slack_user_id == slack_user_id,
+                    SlackLink.sub == sub,
+                )
+            )
+            if old_state is not None:
+                await session.flush()
+                session.add(SlackLink(**old_state))
+            await session.execute(
+                update(LinkRequest)
+                .where(LinkRequest.id == request_id)
+                .values(finished_at=None, outcome=None, refresh_token_enc=refresh)
+            )
+
+    async def cancel_link(self, *, request_id: str, team_id: str, slack_user_id: str) -> None:
+        """The Slack user refused the verified login: nothing is linked and the refresh
+        token it brought is revoked."""
+        async with self._db.session() as session:
+            request = await self._load_request(session, request_id)
+        self._check_confirmable(request, team_id, slack_user_id)
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(LinkRequest)
+                .where(LinkRequest.id == request_id, LinkRequest.finished_at.is_(None))
+                .values(finished_at=_now(), outcome="cancelled", refresh_token_enc=None)
+            )
+            if getattr(result, "rowcount", 0) != 1:
+                raise LinkFailed(LinkFailure.STATE_USED)
+        await self._drop_pending_token(request)
+
+    async def _drop_pending_token(self, request: LinkRequest) -> None:
+        if not request.refresh_token_enc or request.sub is None:
+            return
+        async with self._db.session() as session:
+            in_use = await session.scalar(select(SlackLink).where(SlackLink.sub == request.sub))
+        if in_use is not None:
+            # Auth0 revokes every refresh token of the same user and application at once:
+            # revoking this one would also end the grant a live link is using.
+            return
+        await self._revoke_quietly(
+            request.refresh_token_enc, request.team_id, request.slack_user_id
+        )
+
+    async def _revoke_quietly(
+        self, refresh_token_enc: str | None, team_id: str, slack_user_id: str
+    ) -> None:
+        refresh = self._decrypt_refresh(refresh_token_enc, team_id, slack_user_id)
+        if refresh is None:
+            return
+        try:
+            await self._auth0.revoke(refresh)
+        except Auth0Rejected as exc:
+            log.info("Auth0 refused revocation: %s", exc.error)
+        except ServiceUnavailable:
+            log.warning("could not revoke a refresh token that is no longer used: Auth0 down")
+
+    async def _link_exists(self, team_id: str, slack_user_id: str, sub: str) -> bool:
+        async with self._db.session() as session:
+            link = await session.get(SlackLink, (team_id, slack_user_id))
+        return link is not None and link.sub == sub
 
     async def _permissions_from(self, tokens: dict[str, Any]) -> tuple[list[str], datetime]:
         access = tokens.get("access_token")
@@ -242,88 +642,24 @@ class IdentityService:
                 permissions = sorted(str(p) for p in raw if isinstance(p, str))
         return permissions, _now() + timedelta(seconds=max(60, expires_in))
 
-    async def _store_link(
-        self,
-        *,
-        team_id: str,
-        slack_user_id: str,
-        claims: dict[str, Any],
-        refresh_token: str | None,
-        permissions: list[str],
-        permissions_expire_at: datetime,
-    ) -> Identity:
-        sub = str(claims["sub"])
-        now = _now()
-        async with self._db.session() as session:
-            taken = await session.scalar(
-                select(SlackLink).where(SlackLink.team_id == team_id, SlackLink.sub == sub)
-            )
-            if taken is not None and taken.slack_user_id != slack_user_id:
-                raise LinkFailed("identity_taken")
-            existing = await session.get(SlackLink, (team_id, slack_user_id))
-            old_sub = existing.sub if existing is not None else None
-            if existing is not None:
-                await session.delete(existing)
-                await session.flush()
-            enc = (
-                self._cipher.encrypt(refresh_token, purpose="refresh_token")
-                if refresh_token
-                else None
-            )
-            session.add(
-                SlackLink(
-                    team_id=team_id,
-                    slack_user_id=slack_user_id,
-                    sub=sub,
-                    email=_str_or_none(claims.get("email")),
-                    name=_str_or_none(claims.get("name")),
-                    refresh_token_enc=enc,
-                    key_id=self._cipher.key_id(enc) if enc else None,
-                    permissions=json.dumps(permissions),
-                    permissions_expire_at=permissions_expire_at,
-                    linked_at=now,
-                )
-            )
-            try:
-                await session.flush()
-            except IntegrityError:
-                raise LinkFailed("identity_taken") from None
-        # The membership tuple is written after the link is committed (the engine may use
-        # the same database, and SQLite allows one writer); if authorization is down the
-        # link is removed again, so nothing is half-written and the user can retry.
-        try:
-            if old_sub and old_sub != sub:
-                await self._authz.delete([workspace_member(team_id, old_sub)])
-            await self._authz.write([workspace_member(team_id, sub)])
-        except AuthzError:
-            async with self._db.session() as session:
-                await session.execute(
-                    delete(SlackLink).where(
-                        SlackLink.team_id == team_id,
-                        SlackLink.slack_user_id == slack_user_id,
-                        SlackLink.sub == sub,
-                    )
-                )
-            raise AuthorizationUnavailable() from None
-        return Identity(
-            team_id=team_id,
-            slack_user_id=slack_user_id,
-            sub=sub,
-            email=_str_or_none(claims.get("email")),
-            name=_str_or_none(claims.get("name")),
-            permissions=frozenset(permissions),
-            linked_at=now,
-        )
-
     # -- lookups ----------------------------------------------------------------
 
     async def get(self, team_id: str, slack_user_id: str) -> Identity | None:
+        """The linked identity with fresh permissions (refreshed at Auth0 when the access
+        token they came from has expired; none when they cannot be refreshed)."""
         async with self._db.session() as session:
             link = await session.get(SlackLink, (team_id, slack_user_id))
         if link is None:
             return None
         if link.permissions_expire_at and _aware(link.permissions_expire_at) <= _now():
-            await self._refresh_permissions(link)
+            lock = self._refresh_locks.setdefault((team_id, slack_user_id), asyncio.Lock())
+            async with lock:
+                async with self._db.session() as session:
+                    link = await session.get(SlackLink, (team_id, slack_user_id))
+                if link is None:
+                    return None
+                if link.permissions_expire_at and _aware(link.permissions_expire_at) <= _now():
+                    await self._refresh_permissions(link)
         return _identity(link)
 
     async def require(self, team_id: str, slack_user_id: str) -> Identity:
@@ -334,77 +670,144 @@ class IdentityService:
 
     @staticmethod
     def require_permission(identity: Identity, permission: str) -> None:
-        """Raise :class:`PermissionDenied` unless the Auth0 RBAC permission was granted."""
+        """Raise unless the Auth0 RBAC permission was granted and is fresh."""
+        if identity.needs_relink:
+            raise RelinkRequired()
         if permission not in identity.permissions:
             raise PermissionDenied(permission)
 
-    async def _refresh_permissions(self, link: SlackLink) -> None:
-        if not link.refresh_token_enc:
-            return
+    def _decrypt_refresh(
+        self, refresh_token_enc: str | None, team_id: str, slack_user_id: str
+    ) -> str | None:
+        if not refresh_token_enc:
+            return None
         try:
-            refresh = self._cipher.decrypt(link.refresh_token_enc, purpose="refresh_token")
+            return self._cipher.decrypt(
+                refresh_token_enc, purpose=_refresh_purpose(team_id, slack_user_id)
+            )
         except DecryptionError:
-            log.warning("a stored refresh token no longer decrypts; keeping old permissions")
+            pass
+        try:
+            # Tokens stored before ciphertexts were bound to their row.
+            return self._cipher.decrypt(refresh_token_enc, purpose=LEGACY_REFRESH_PURPOSE)
+        except DecryptionError:
+            log.warning("a stored refresh token does not decrypt (key dropped or tampered)")
+            return None
+
+    async def _refresh_permissions(self, link: SlackLink) -> None:
+        """Fail closed: permissions that cannot be refreshed are none, and the person is
+        told to link again. A rotated refresh token replaces the stored one."""
+        refresh = self._decrypt_refresh(link.refresh_token_enc, link.team_id, link.slack_user_id)
+        if refresh is None:
+            await self._save_permissions(link, [], None)
             return
         try:
             tokens = await self._auth0.refresh(refresh)
         except Auth0Rejected:
             # The grant is gone (revoked at Auth0): no permissions until relinked.
-            link.permissions = "[]"
-            link.permissions_expire_at = None
             await self._save_permissions(link, [], None)
             return
         permissions, expires_at = await self._permissions_from(tokens)
-        link.permissions = json.dumps(permissions)
-        link.permissions_expire_at = expires_at
-        await self._save_permissions(link, permissions, expires_at)
+        rotated = tokens.get("refresh_token")
+        enc = (
+            self._cipher.encrypt(
+                rotated, purpose=_refresh_purpose(link.team_id, link.slack_user_id)
+            )
+            if isinstance(rotated, str) and rotated != refresh
+            else None
+        )
+        await self._save_permissions(link, permissions, expires_at, refresh_token_enc=enc)
 
     async def _save_permissions(
-        self, link: SlackLink, permissions: list[str], expires_at: datetime | None
+        self,
+        link: SlackLink,
+        permissions: list[str],
+        expires_at: datetime | None,
+        *,
+        refresh_token_enc: str | None = None,
     ) -> None:
+        values: dict[str, Any] = {
+            "permissions": json.dumps(permissions),
+            "permissions_expire_at": expires_at,
+        }
+        if refresh_token_enc is not None:
+            values["refresh_token_enc"] = refresh_token_enc
+            values["key_id"] = self._cipher.key_id(refresh_token_enc)
         async with self._db.session() as session:
             await session.execute(
                 update(SlackLink)
                 .where(
-                    SlackLink.team_id == link.team_id, SlackLink.slack_user_id == link.slack_user_id
+                    SlackLink.team_id == link.team_id,
+                    SlackLink.slack_user_id == link.slack_user_id,
+                    SlackLink.sub == link.sub,
                 )
-                .values(permissions=json.dumps(permissions), permissions_expire_at=expires_at)
+                .values(**values)
             )
+        for key, value in values.items():
+            setattr(link, key, value)
 
     async def unlink(self, team_id: str, slack_user_id: str) -> bool:
-        """Revoke the refresh token at Auth0, then forget the link. False if none."""
+        """Revoke the refresh token at Auth0, remove the membership, then forget the link.
+        False if there was none."""
         async with self._db.session() as session:
             link = await session.get(SlackLink, (team_id, slack_user_id))
         if link is None:
             return False
-        if link.refresh_token_enc:
+        refresh = self._decrypt_refresh(link.refresh_token_enc, team_id, slack_user_id)
+        if refresh is not None:
             try:
-                refresh = self._cipher.decrypt(link.refresh_token_enc, purpose="refresh_token")
-            except DecryptionError:
-                refresh = None
-            if refresh is not None:
-                try:
-                    await self._auth0.revoke(refresh)
-                except Auth0Rejected as exc:
-                    # Already invalid at Auth0 (revoked or expired): nothing left to revoke.
-                    log.info("Auth0 refused revocation: %s", exc.error)
+                await self._auth0.revoke(refresh)
+            except Auth0Rejected as exc:
+                # Already invalid at Auth0 (revoked or expired): nothing left to revoke.
+                log.info("Auth0 refused revocation: %s", exc.error)
+        # The tuple goes first: if authorization is down nothing changed; a link left
+        # without its tuple (the database failing next) grants less, never more.
         try:
             await self._authz.delete([workspace_member(team_id, link.sub)])
         except AuthzError:
             raise AuthorizationUnavailable() from None
         async with self._db.session() as session:
+            # Only the link we revoked: one that replaced it meanwhile stays.
             await session.execute(
                 delete(SlackLink).where(
-                    SlackLink.team_id == team_id, SlackLink.slack_user_id == slack_user_id
+                    SlackLink.team_id == team_id,
+                    SlackLink.slack_user_id == slack_user_id,
+                    SlackLink.sub == link.sub,
                 )
             )
         return True
 
     async def sweep_link_requests(self) -> int:
-        """Delete link requests past their expiry (they can no longer be used)."""
+        """Forget link requests that can no longer be used; a verified login that was
+        never confirmed in Slack has its refresh token revoked."""
+        now = _now()
+        async with self._db.session() as session:
+            unconfirmed = list(
+                await session.scalars(
+                    select(LinkRequest).where(
+                        LinkRequest.verified_at.is_not(None),
+                        LinkRequest.finished_at.is_(None),
+                        LinkRequest.confirm_by < now,
+                    )
+                )
+            )
+        for request in unconfirmed:
+            async with self._db.session() as session:
+                result = await session.execute(
+                    update(LinkRequest)
+                    .where(LinkRequest.id == request.id, LinkRequest.finished_at.is_(None))
+                    .values(finished_at=now, outcome="expired", refresh_token_enc=None)
+                )
+            if getattr(result, "rowcount", 0) == 1:
+                await self._drop_pending_token(request)
+        cutoff = now - timedelta(hours=1)
         async with self._db.session() as session:
             result = await session.execute(
-                delete(LinkRequest).where(LinkRequest.expires_at < _now() - timedelta(hours=1))
+                delete(LinkRequest).where(
+                    LinkRequest.expires_at < cutoff,
+                    LinkRequest.refresh_token_enc.is_(None),
+                    (LinkRequest.confirm_by.is_(None)) | (LinkRequest.confirm_by < cutoff),
+                )
             )
         return int(getattr(result, "rowcount", 0) or 0)
 
@@ -413,13 +816,21 @@ def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _link_state(link: SlackLink) -> dict[str, Any]:
+    """The columns of a link, to restore it."""
+    return {column.key: getattr(link, column.key) for column in SlackLink.__table__.columns}
+
+
 def _identity(link: SlackLink) -> Identity:
     return Identity(
         team_id=link.team_id,
         slack_user_id=link.slack_user_id,
         sub=link.sub,
         email=link.email,
+        email_verified=bool(link.email_verified),
         name=link.name,
         permissions=frozenset(json.loads(link.permissions or "[]")),
         linked_at=_aware(link.linked_at),
+        membership=Membership(link.membership or Membership.MEMBER.value),
+        needs_relink=link.permissions_expire_at is None,
     )

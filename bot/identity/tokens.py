@@ -61,8 +61,9 @@ class JwksCache:
         self.fetch_count = 0
 
     async def _fetch(self) -> None:
+        # The fetch time is recorded only on success: a failed fetch must not hold back
+        # the next one (valid logins would fail as "unknown key" for a minute).
         self.fetch_count += 1
-        self._fetched_at = time.monotonic()
         try:
             async with self._session.get(self._url, timeout=self._timeout) as resp:
                 if resp.status != 200:
@@ -70,11 +71,19 @@ class JwksCache:
                 doc = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
             raise JwksUnavailable(type(exc).__name__) from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
+            raise JwksUnavailable("JWKS is not a key set")
         keys: dict[str, Any] = {}
-        for jwk in doc.get("keys", []):
+        for jwk in doc["keys"]:
+            if not isinstance(jwk, dict):
+                continue
             if jwk.get("kty") == "RSA" and jwk.get("kid") and jwk.get("use", "sig") == "sig":
-                keys[str(jwk["kid"])] = RSAAlgorithm.from_jwk(json.dumps(jwk))
+                try:
+                    keys[str(jwk["kid"])] = RSAAlgorithm.from_jwk(json.dumps(jwk))
+                except (jwt.PyJWTError, ValueError, KeyError):
+                    continue
         self._keys = keys
+        self._fetched_at = time.monotonic()
 
     async def key(self, kid: str) -> Any:
         async with self._lock:

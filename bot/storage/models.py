@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, MetaData, String, Text, UniqueConstraint, func
+from sqlalchemy import Boolean, DateTime, MetaData, String, Text, UniqueConstraint, false, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -39,7 +39,10 @@ class LinkRequest(Base):
     """A one-time account-linking request: its id is the OAuth ``state``.
 
     Bound to one Slack user; expires after ``LINK_TTL``; ``started_at`` and ``consumed_at``
-    make each step single-use (set by conditional updates)."""
+    make each step single-use (set by conditional updates). After the callback verified an
+    identity (``verified_at``), it is kept here, refresh token encrypted, until the Slack
+    user confirms it in Slack (by ``confirm_by``); ``finished_at`` and ``outcome``
+    (``linked``, ``cancelled``, ``expired``) end it once."""
 
     __tablename__ = "link_requests"
 
@@ -53,10 +56,27 @@ class LinkRequest(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     consumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    sub: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    email_verified: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    refresh_token_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    permissions: Mapped[str | None] = mapped_column(Text, nullable=True)
+    permissions_expire_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    confirm_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class SlackLink(Base):
-    """A Slack user bound to an Auth0 identity, one-to-one within a workspace."""
+    """A Slack user bound to an Auth0 identity, one-to-one within a workspace.
+
+    ``membership`` is ``member`` for a full member of the workspace (who gets the FGA
+    ``workspace#member`` tuple), ``guest`` for a multi- or single-channel guest and
+    ``external`` for a Slack Connect user of another organisation (neither gets it)."""
 
     __tablename__ = "slack_links"
     __table_args__ = (UniqueConstraint("team_id", "sub", name="uq_slack_links_team_sub"),)
@@ -73,3 +93,5 @@ class SlackLink(Base):
         DateTime(timezone=True), nullable=True
     )
     linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    membership: Mapped[str] = mapped_column(String(16), default="member", server_default="member")

@@ -112,15 +112,18 @@ async def test_link_then_whoami_in_the_browser(page: object, sandbox_url: str) -
     await login.goto(href)
     await login.click("[data-testid=continue]")
     await login.click("[data-testid='login-as-alice@example.com']")
-    await expect(login.locator("[data-testid=linked]")).to_contain_text(
-        "Linked as alice@example.com", timeout=10_000
+    await expect(login.locator("[data-testid=signed-in]")).to_contain_text(
+        "Signed in as alice@example.com", timeout=10_000
     )
     await page.bring_to_front()
     await page.click("[data-testid=dm-list] >> text=pmbot")
+    question = page.locator("[data-testid=message]").filter(has_text="to your Slack account?")
+    await expect(question.first).to_be_visible(timeout=10_000)
+    await question.first.get_by_role("button", name="Link alice@example.com").click()
     confirmation = page.locator("[data-testid=message]").filter(has_text="now linked")
     await expect(confirmation.first).to_be_visible(timeout=10_000)
     elapsed = time.perf_counter() - started
-    print(f"link click to DM confirmation seen in the browser: {elapsed * 1000:.0f} ms")
+    print(f"link click to confirmed link seen in the browser: {elapsed * 1000:.0f} ms")
     await page.click("text=general")
     await _send(page, "/pm whoami")
     whoami = page.locator("[data-testid=ephemeral]").filter(has_text="auth0|alice")

@@ -69,10 +69,13 @@ async def test_link_whoami_and_unlink_through_slack(bot: Harness) -> None:
         authorize = await bot.open_link_in_browser(url, b)
         callback = await bot.log_in(authorize, b, "alice@example.com")
         status, html = await callback_status(bot, b, callback)
-    assert status == 200 and "Linked as alice@example.com" in html
-    dm = (await bot.deps.slack.conversations_open(users="U0ALICE"))["channel"]["id"]
-    confirmation = await eventually(lambda: bot.sandbox.messages(dm))
-    assert "alice@example.com" in confirmation[-1]["text"]
+    assert status == 200 and "Signed in as alice@example.com" in html
+    assert "go back to Slack" in html
+    assert await link_count(bot) == 0  # nothing is linked before the confirmation in Slack
+    question = await bot.confirmation_in_slack("U0ALICE")
+    assert "Link *alice@example.com* to your Slack account?" in question["text"]
+    answer = await bot.press_in_slack("U0ALICE", "link_confirm")
+    assert "now linked to *alice@example.com*" in answer
 
     assert await bot.deps.authz.check("user:auth0|alice", "member", f"workspace:{TEAM}")
     await bot.sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", "whoami")
@@ -158,8 +161,9 @@ async def test_state_is_single_use_and_codes_cannot_be_replayed(bot: Harness) ->
         assert (await callback_status(bot, b, callback))[0] == 200
         status, html = await callback_status(bot, b, callback)
         assert status == 400 and "already used" in html
-        async with b.post(link, allow_redirects=False) as again:
-            assert again.status == 400
+        async with b.get(link) as again:
+            assert again.status == 400 and "already used" in await again.text()
+    await bot.press_in_slack("U0ALICE", "link_confirm")
     assert await link_count(bot) == 1
 
 
@@ -258,7 +262,9 @@ async def test_refresh_tokens_are_encrypted_at_rest(bot: Harness) -> None:
         row = await session.scalar(select(SlackLink))
     assert row is not None and row.refresh_token_enc
     assert row.key_id == "k1" and row.refresh_token_enc.startswith("k1.")
-    plain = TokenCipher(ENCRYPTION_KEYS).decrypt(row.refresh_token_enc, purpose="refresh_token")
+    plain = TokenCipher(ENCRYPTION_KEYS).decrypt(
+        row.refresh_token_enc, purpose=f"refresh_token|{TEAM}|U0BOB"
+    )
     assert plain not in row.refresh_token_enc
     refreshed = await bot.deps.auth0.refresh(plain)
     assert refreshed["access_token"]
@@ -274,14 +280,22 @@ async def test_authorization_down_fails_closed_and_links_nobody(sqlite_url: str)
         FGA_STORE_ID="01ARZ3NDEKTSV4RRFFQ69G5FAV",
         FGA_TIMEOUT_MS=300,
     ) as bot:
-        link = await bot.deps.identity.start_link(TEAM, "U0ALICE")
-        async with browser() as b:
-            authorize = await bot.open_link_in_browser(link, b)
-            callback = await bot.log_in(authorize, b, "alice@example.com")
-            status, html = await callback_status(bot, b, callback)
-        assert status == 503 and "Authorization is unreachable" in html
+        await bot.sign_in("U0ALICE", "alice@example.com")
+        message = await bot.confirmation_in_slack("U0ALICE")
+        dm = await bot.dm_channel("U0ALICE")
+        await bot.sandbox.click_button("U0ALICE", dm, str(message["ts"]), "link_confirm")
+        await eventually(
+            lambda: [
+                m
+                for m in bot.sandbox.messages(dm, viewer="U0ALICE")
+                if "Authorization is unavailable" in m.get("text", "")
+            ]
+        )
         assert await link_count(bot) == 0
         assert await bot.deps.identity.get(TEAM, "U0ALICE") is None
+        # The button still works once authorization is back (nothing was used up).
+        still = await bot.confirmation_in_slack("U0ALICE")
+        assert still["ts"] == message["ts"]
 
 
 async def test_no_secret_or_token_reaches_the_logs(sqlite_url: str) -> None:
@@ -299,7 +313,7 @@ async def test_no_secret_or_token_reaches_the_logs(sqlite_url: str) -> None:
                 row = await session.scalar(select(SlackLink))
             assert row is not None and row.refresh_token_enc
             refresh = TokenCipher(ENCRYPTION_KEYS).decrypt(
-                row.refresh_token_enc, purpose="refresh_token"
+                row.refresh_token_enc, purpose=f"refresh_token|{TEAM}|U0ALICE"
             )
             tokens = await bot.deps.auth0.refresh(refresh)
             await bot.sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", "whoami")
@@ -337,7 +351,9 @@ async def test_the_home_link_button_offers_a_sign_in_link(bot: Harness) -> None:
         authorize = await bot.open_link_in_browser(url, b)
         callback = await bot.log_in(authorize, b, "dave@example.com")
         status, html = await callback_status(bot, b, callback)
-    assert status == 200 and "Linked as dave@example.com" in html
+    assert status == 200 and "Signed in as dave@example.com" in html
+    assert "now linked" in await bot.press_in_slack("U0DAVE", "link_confirm")
+    await eventually(lambda: "dave@example.com" in json.dumps(bot.sandbox.home_view("U0DAVE")))
 
 
 async def test_scheduled_sweeps_forget_expired_link_requests(bot: Harness) -> None:

@@ -36,6 +36,8 @@ class SandboxUser:
     real_name: str
     email: str
     is_bot: bool = False
+    guest: bool = False  # a multi-channel guest (``is_restricted``)
+    home_team: str | None = None  # a Slack Connect user's own workspace (``is_stranger``)
 
 
 @dataclass

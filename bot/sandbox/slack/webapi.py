@@ -53,6 +53,7 @@ class WebApi:
             "conversations.members": self.conversations_members,
             "conversations.history": self.conversations_history,
             "conversations.replies": self.conversations_replies,
+            "team.info": self.team_info,
             "users.info": self.users_info,
             "users.list": self.users_list,
             "views.publish": self.views_publish,
@@ -179,7 +180,7 @@ class WebApi:
             "display_name": user.name,
             "display_name_normalized": user.name,
             "email": user.email,
-            "team": self.ws.team_id,
+            "team": user.home_team or self.ws.team_id,
         }
         if user.is_bot:
             profile.update(
@@ -187,7 +188,7 @@ class WebApi:
             )
         return {
             "id": user.id,
-            "team_id": self.ws.team_id,
+            "team_id": user.home_team or self.ws.team_id,
             "name": user.name,
             "deleted": False,
             "real_name": user.real_name,
@@ -198,8 +199,9 @@ class WebApi:
             "is_admin": False,
             "is_owner": False,
             "is_primary_owner": False,
-            "is_restricted": False,
+            "is_restricted": user.guest,
             "is_ultra_restricted": False,
+            "is_stranger": user.home_team is not None,
             "is_bot": user.is_bot,
             "is_app_user": False,
             "updated": 0,
@@ -381,6 +383,15 @@ class WebApi:
             "messages": page,
             "has_more": bool(cursor),
             "response_metadata": {"next_cursor": cursor},
+        }
+
+    def team_info(self, p: JsonDict) -> JsonDict:
+        team = _opt_str(p, "team")
+        if team and team != self.ws.team_id:
+            raise SandboxError("team_not_found")
+        return {
+            "ok": True,
+            "team": {"id": self.ws.team_id, "name": self.ws.team_name, "domain": self.ws.domain},
         }
 
     def users_info(self, p: JsonDict) -> JsonDict:

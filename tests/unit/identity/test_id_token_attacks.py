@@ -28,7 +28,7 @@ from authz.factory import AuthzConfig, open_authorizer
 from bot.errors import ServiceUnavailable
 from bot.identity.auth0 import Auth0Client
 from bot.identity.crypto import TokenCipher
-from bot.identity.service import IdentityService, LinkFailed
+from bot.identity.service import IdentityService, LinkFailed, LinkFailure, Membership
 from bot.identity.tokens import JwksCache, TokenVerifier
 from bot.storage.db import Database
 from bot.storage.models import SlackLink
@@ -48,6 +48,7 @@ class EvilTenant:
     id_token: str = ""
     jwks_hits: int = 0
     token_status: int = 200
+    jwks_status: int = 200
     base_url: str = ""
 
     @property
@@ -79,6 +80,8 @@ class EvilTenant:
     def app(self) -> web.Application:
         async def jwks(_: web.Request) -> web.Response:
             self.jwks_hits += 1
+            if self.jwks_status != 200:
+                return web.json_response({"error": "unavailable"}, status=self.jwks_status)
             return web.json_response({"keys": [self.public_jwk()]})
 
         async def token(_: web.Request) -> web.Response:
@@ -97,6 +100,13 @@ class EvilTenant:
         app.router.add_get("/.well-known/jwks.json", jwks)
         app.router.add_post("/oauth/token", token)
         return app
+
+
+class MembersOnly:
+    """Slack's answer for everyone: a full member of the workspace."""
+
+    async def membership(self, team_id: str, slack_user_id: str) -> Membership:
+        return Membership.MEMBER
 
 
 @dataclass
@@ -136,6 +146,7 @@ async def setup(sqlite_url: str) -> AsyncIterator[Setup]:
                 verifier=verifier,
                 cipher=TokenCipher(KEYS),
                 authorizer=authorizer,
+                directory=MembersOnly(),
                 callback_url="http://127.0.0.1:9/auth/callback",
                 link_base_url="http://127.0.0.1:9",
                 link_ttl=timedelta(minutes=10),
@@ -150,11 +161,15 @@ async def setup(sqlite_url: str) -> AsyncIterator[Setup]:
 async def _nonce_and_state(service: IdentityService, user: str = "U0ALICE") -> tuple[str, str, str]:
     url = await service.start_link("T1", user)
     state = url.rsplit("/", 1)[1]
+    nonce, binding = await _begin(service, state)
+    return state, nonce, binding
+
+
+async def _begin(service: IdentityService, state: str) -> tuple[str, str]:
     start = await service.begin_login(state)
-    nonce = dict(part.split("=", 1) for part in start.authorize_url.split("?", 1)[1].split("&"))[
-        "nonce"
-    ]
-    return state, nonce, start.browser_binding
+    query = dict(part.split("=", 1) for part in start.authorize_url.split("?", 1)[1].split("&"))
+    assert query["prompt"] == "login"
+    return query["nonce"], start.browser_binding
 
 
 async def _links(db: Database) -> int:
@@ -245,8 +260,8 @@ async def test_forged_id_tokens_are_refused_and_nothing_is_linked(setup: Setup, 
     state, nonce, binding = await _nonce_and_state(setup.service)
     setup.tenant.id_token = _forge(setup.tenant, case, nonce)
     with pytest.raises(LinkFailed) as info:
-        await setup.service.complete_link(state=state, code="c", browser_binding=binding)
-    assert info.value.reason.startswith("id_token_")
+        await setup.service.complete_login(state=state, code="c", browser_binding=binding)
+    assert info.value.reason is LinkFailure.ID_TOKEN_INVALID
     assert await _links(setup.db) == 0
     assert await setup.service.get("T1", "U0ALICE") is None
 
@@ -254,7 +269,12 @@ async def test_forged_id_tokens_are_refused_and_nothing_is_linked(setup: Setup, 
 async def test_a_valid_token_links(setup: Setup) -> None:
     state, nonce, binding = await _nonce_and_state(setup.service)
     setup.tenant.id_token = setup.tenant.sign(setup.tenant.claims(nonce))
-    identity = await setup.service.complete_link(state=state, code="c", browser_binding=binding)
+    verified = await setup.service.complete_login(state=state, code="c", browser_binding=binding)
+    assert verified.sub == "auth0|mallory"
+    assert await _links(setup.db) == 0  # nothing is linked before the Slack confirmation
+    identity = await setup.service.confirm_link(
+        request_id=state, team_id="T1", slack_user_id="U0ALICE"
+    )
     assert identity.sub == "auth0|mallory"
     assert await _links(setup.db) == 1
 
@@ -264,7 +284,7 @@ async def test_unknown_kids_refetch_the_jwks_at_most_once_a_minute(setup: Setup)
         state, nonce, binding = await _nonce_and_state(setup.service)
         setup.tenant.id_token = _forge(setup.tenant, "unknown_kid", nonce)
         with pytest.raises(LinkFailed):
-            await setup.service.complete_link(state=state, code="c", browser_binding=binding)
+            await setup.service.complete_login(state=state, code="c", browser_binding=binding)
     assert setup.tenant.jwks_hits == 1
 
 
@@ -272,5 +292,38 @@ async def test_auth0_down_at_the_exchange_writes_nothing(setup: Setup) -> None:
     state, _nonce, binding = await _nonce_and_state(setup.service)
     setup.tenant.token_status = 503
     with pytest.raises(ServiceUnavailable):
-        await setup.service.complete_link(state=state, code="c", browser_binding=binding)
+        await setup.service.complete_login(state=state, code="c", browser_binding=binding)
     assert await _links(setup.db) == 0
+
+
+async def test_a_jwks_outage_reads_as_an_outage_and_does_not_burn_the_link(setup: Setup) -> None:
+    """While Auth0's JWKS is down a valid login is "Auth0 unavailable", not a forged token;
+    the same link can be opened again, and works as soon as the JWKS is back (a failed
+    fetch does not hold back the next one for a minute)."""
+    state, nonce, binding = await _nonce_and_state(setup.service)
+    setup.tenant.id_token = setup.tenant.sign(setup.tenant.claims(nonce))
+    setup.tenant.jwks_status = 503
+    with pytest.raises(ServiceUnavailable):
+        await setup.service.complete_login(state=state, code="c", browser_binding=binding)
+    setup.tenant.jwks_status = 200
+    new_nonce, new_binding = await _begin(setup.service, state)
+    assert new_nonce != nonce and new_binding != binding
+    setup.tenant.id_token = setup.tenant.sign(setup.tenant.claims(new_nonce))
+    verified = await setup.service.complete_login(
+        state=state, code="c", browser_binding=new_binding
+    )
+    assert verified.sub == "auth0|mallory"
+    assert setup.tenant.jwks_hits == 2
+
+
+async def test_the_old_nonce_is_refused_after_an_outage(setup: Setup) -> None:
+    state, nonce, binding = await _nonce_and_state(setup.service)
+    setup.tenant.token_status = 503
+    with pytest.raises(ServiceUnavailable):
+        await setup.service.complete_login(state=state, code="c", browser_binding=binding)
+    setup.tenant.token_status = 200
+    _new_nonce, new_binding = await _begin(setup.service, state)
+    setup.tenant.id_token = setup.tenant.sign(setup.tenant.claims(nonce))
+    with pytest.raises(LinkFailed) as info:
+        await setup.service.complete_login(state=state, code="c", browser_binding=new_binding)
+    assert info.value.reason is LinkFailure.ID_TOKEN_INVALID

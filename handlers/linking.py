@@ -1,0 +1,134 @@
+"""Linking in Slack: the DM that asks to confirm a verified login, its buttons, and the
+"link another account?" button.
+
+The confirmation is a DM from the bot, so only the person sees it; a click is accepted only
+from the Slack user the link request was made for (checked by the service).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import ServiceUnavailable
+from bot.identity.service import LinkFailed, LinkFailure, VerifiedLogin
+from bot.wiring import Deps
+from handlers import blocks
+from handlers.home import publish_home
+
+log = logging.getLogger(__name__)
+
+# What the person reads in Slack when a confirmation cannot be used.
+_REFUSALS: dict[LinkFailure, str] = {
+    LinkFailure.NOT_YOURS: "This confirmation is not for you; nothing was changed.",
+    LinkFailure.CONFIRM_EXPIRED: (
+        "This sign-in was not confirmed in time, so nothing was linked. Run `/pm link` to "
+        "start again."
+    ),
+    LinkFailure.STATE_USED: "This sign-in was already confirmed or cancelled.",
+    LinkFailure.CANCELLED: "This sign-in was cancelled; nothing was linked.",
+    LinkFailure.IDENTITY_TAKEN: (
+        "That account is already linked to another Slack user in this workspace, so "
+        "nothing was linked. Unlink it there first (`/pm unlink`)."
+    ),
+    LinkFailure.IDENTITY_UNSUPPORTED: (
+        "I could not record that account, so nothing was linked. Please tell your pmbot admin."
+    ),
+}
+
+
+class SlackLinkNotifier:
+    """Asks the person, in a DM, to confirm the login the callback verified."""
+
+    def __init__(self, slack: AsyncWebClient) -> None:
+        self._slack = slack
+
+    async def ask_to_confirm(self, verified: VerifiedLogin) -> None:
+        try:
+            opened = await self._slack.conversations_open(users=verified.slack_user_id)
+            await self._slack.chat_postMessage(
+                channel=opened["channel"]["id"],
+                text=blocks.confirm_link_text(verified.display, verified.replaces),
+                blocks=blocks.confirm_link_blocks(
+                    verified.request_id, verified.display, verified.replaces
+                ),
+            )
+        except (SlackApiError, SlackClientError, OSError, TimeoutError) as exc:
+            log.warning("could not ask for the link confirmation: %s", type(exc).__name__)
+            raise ServiceUnavailable("Slack") from None
+
+
+def _team_and_user(body: dict[str, Any]) -> tuple[str, str]:
+    user = body.get("user") or {}
+    team = str((body.get("team") or {}).get("id") or user.get("team_id") or "")
+    return team, str(user.get("id") or "")
+
+
+async def _replace_message(deps: Deps, body: dict[str, Any], text: str) -> None:
+    """Turn the confirmation DM into its final state (no buttons left to press)."""
+    container = body.get("container") or {}
+    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+    ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
+    if not channel or not ts:
+        return
+    await deps.slack.chat_update(channel=str(channel), ts=str(ts), text=text, blocks=[])
+
+
+async def _refuse(
+    deps: Deps, body: dict[str, Any], respond: AsyncRespond, reason: LinkFailure
+) -> None:
+    text = _REFUSALS.get(reason, "This confirmation cannot be used.")
+    if reason is LinkFailure.NOT_YOURS:
+        # Someone else's click changes nothing, not even the message.
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+    else:
+        await _replace_message(deps, body, text)
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    ttl = deps.settings.link_ttl_seconds
+
+    @app.action("link_confirm")
+    async def on_confirm(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        team_id, user_id = _team_and_user(body)
+        request_id = str((body.get("actions") or [{}])[0].get("value") or "")
+        try:
+            identity = await deps.identity.confirm_link(
+                request_id=request_id, team_id=team_id, slack_user_id=user_id
+            )
+        except LinkFailed as exc:
+            await _refuse(deps, body, respond, exc.reason)
+            return
+        await _replace_message(deps, body, blocks.linked_text(identity.display))
+        await publish_home(deps, team_id, user_id)
+
+    @app.action("link_cancel")
+    async def on_cancel(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        team_id, user_id = _team_and_user(body)
+        request_id = str((body.get("actions") or [{}])[0].get("value") or "")
+        try:
+            await deps.identity.cancel_link(
+                request_id=request_id, team_id=team_id, slack_user_id=user_id
+            )
+        except LinkFailed as exc:
+            await _refuse(deps, body, respond, exc.reason)
+            return
+        await _replace_message(deps, body, blocks.link_cancelled_text())
+
+    @app.action("link_replace")
+    async def on_replace(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        team_id, user_id = _team_and_user(body)
+        url = await deps.identity.start_link(team_id, user_id)
+        await respond(
+            text=blocks.link_prompt_text(url, ttl),
+            blocks=blocks.link_prompt_blocks(url, ttl),
+            response_type="ephemeral",
+            replace_original=True,
+        )
