@@ -112,7 +112,12 @@ def _sdk_errors(operation: str) -> Iterator[None]:
         raise AuthzValidationError(OPENFGA_ERROR_CODES["validation_error"], str(exc)) from exc
     except ApiException as exc:
         status = exc.status
-        raise AuthzUnavailable(f"OpenFGA {operation} failed: HTTP {status} {exc.reason}") from exc
+        hint = ""
+        if status in (401, 403):
+            hint = " (the server refused the credentials: check FGA_API_TOKEN)"
+        raise AuthzUnavailable(
+            f"OpenFGA {operation} failed: HTTP {status} {exc.reason}{hint}"
+        ) from exc
     except TimeoutError as exc:
         raise AuthzUnavailable(f"OpenFGA {operation} timed out") from exc
     except (aiohttp.ClientError, OSError) as exc:

@@ -31,6 +31,7 @@ def secrets_of(settings: Settings) -> list[str]:
         settings.slack_signing_secret,
         settings.slack_app_token,
         settings.fga_api_token,
+        settings.fga_serve_token,
         settings.auth0_client_secret,
     ]
     found = [v.get_secret_value() for v in values if v is not None]
@@ -93,6 +94,33 @@ def cmd_fga(args: argparse.Namespace) -> int:
     from bot.wiring import authz_config
 
     settings = _settings_or_exit()
+    serve_token: str | None = None
+    if args.fga_command == "serve":
+        # Decided before the database is touched: a refusal changes nothing.
+        from authz.http_api import serve_problems
+        from bot.settings import is_loopback_host
+
+        secret = settings.fga_serve_token
+        serve_token = secret.get_secret_value() if secret is not None else None
+        problems = serve_problems(serve_token, args.allowed_hosts)
+        if serve_token is None and not is_loopback_host(args.host):
+            problems.append(
+                f"--host {args.host} listens beyond loopback: set FGA_SERVE_TOKEN (the bearer "
+                "token every client must send) or listen on 127.0.0.1"
+            )
+        if problems:
+            print("pmbot fga serve cannot start:", file=sys.stderr)
+            for problem in problems:
+                print(f"  - {problem}", file=sys.stderr)
+            return 2
+        if serve_token is None:
+            print(
+                "pmbot fga serve: WARNING: the OpenFGA API is unauthenticated (FGA_SERVE_TOKEN "
+                "is not set): any program on this machine can read and change authorization "
+                "data",
+                file=sys.stderr,
+                flush=True,
+            )
     if settings.sqlite_path() is not None:
         upgrade(settings.database_url)
     config = authz_config(settings)
@@ -124,9 +152,17 @@ def cmd_fga(args: argparse.Namespace) -> int:
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(sig, stop.set)
-                print(f"OpenFGA API on http://{args.host}:{args.port}", flush=True)
+                auth = "bearer token required" if serve_token else "unauthenticated"
+                print(f"OpenFGA API on http://{args.host}:{args.port} ({auth})", flush=True)
                 try:
-                    await serve_fga(engine, args.host, args.port, stop)
+                    await serve_fga(
+                        engine,
+                        args.host,
+                        args.port,
+                        stop,
+                        token=serve_token,
+                        allowed_hosts=args.allowed_hosts,
+                    )
                 finally:
                     await engine.close()
                 return 0
@@ -168,8 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
     conformance = fga_sub.add_parser("conformance", help="run an OpenFGA conformance file")
     conformance.add_argument("file")
     fga_serve = fga_sub.add_parser("serve", help="serve the embedded engine over the OpenFGA API")
-    fga_serve.add_argument("--host", default="127.0.0.1")
+    fga_serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="bind address (default 127.0.0.1; beyond loopback FGA_SERVE_TOKEN is required)",
+    )
     fga_serve.add_argument("--port", type=int, default=8080)
+    fga_serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        dest="allowed_hosts",
+        metavar="NAME",
+        help="also accept this Host header: NAME (any port) or NAME:PORT; repeatable "
+        "(always accepted: 127.0.0.1, localhost, [::1] and the bind address, on the served port)",
+    )
     fga.set_defaults(func=cmd_fga)
     return parser
 

@@ -10,14 +10,18 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from authz.cli import fga_check, fga_push
 from authz.embedded.engine import EmbeddedEngine
 from authz.embedded.model import model_to_json, parse_dsl
+from authz.factory import AuthzConfig, open_authorizer
 from authz.http_api import OPENFGA_ERROR_CODES, create_fga_app
 from authz.openfga import OpenFgaAuthorizer, push_model
 from authz.ports import (
@@ -423,6 +427,116 @@ async def test_api_token_is_sent_as_bearer() -> None:
     method, path, headers = fake.requests[0]
     assert (method, path) == ("POST", f"/stores/{STORE}/check")
     assert headers["Authorization"] == "Bearer s3cret"
+
+
+# ------------------------------------------------------------------------------------------
+# A token-protected ``pmbot fga serve``: FGA_SERVE_TOKEN there, FGA_API_TOKEN here
+# ------------------------------------------------------------------------------------------
+
+SERVE_TOKEN = "serve-token-for-the-sdk-9d2e7b1c"
+
+
+@pytest.fixture
+async def guarded_url(fga: EmbeddedEngine) -> AsyncIterator[str]:
+    async with serve_app(create_fga_app(fga, token=SERVE_TOKEN)) as url:
+        yield url
+
+
+def _sdk_config(url: str, store: tuple[str, str], token: str | None, tmp_path: Path) -> AuthzConfig:
+    """What ``authz_config`` builds from AUTHZ_ENGINE=openfga, FGA_API_URL, FGA_STORE_ID,
+    FGA_MODEL_ID and FGA_API_TOKEN (the model file is the store's model)."""
+    model_path = tmp_path / "model.fga"
+    model_path.write_text(HTTP_MODEL, encoding="utf-8")
+    store_id, model_id = store
+    return AuthzConfig(
+        engine="openfga",
+        model_path=model_path,
+        fga_api_url=url,
+        fga_store_id=store_id,
+        fga_model_id=model_id,
+        fga_api_token=token,
+        timeout_ms=5000,
+    )
+
+
+async def test_sdk_with_the_serve_token_works(
+    guarded_url: str,
+    store: tuple[str, str],
+    fga: EmbeddedEngine,
+    db_engine: AsyncEngine,
+    tmp_path: Path,
+) -> None:
+    store_id, model_id = store
+    anne = T("user:anne", "owner", "document:1")
+    async with OpenFgaAuthorizer.open(
+        api_url=guarded_url,
+        store_id=store_id,
+        model_id=model_id,
+        api_token=SERVE_TOKEN,
+        timeout_ms=5000,
+    ) as authz:
+        await authz.write([anne])
+        assert await authz.check("user:anne", "can_view", "document:1") is True
+        [item] = await authz.batch_check([CheckRequest("user:bob", "can_view", "document:1")])
+        assert (item.allowed, item.error) == (False, None)
+        assert await authz.list_objects("user:anne", "can_view", "document") == ["document:1"]
+        assert (await authz.read(object="document:1")).tuples == [anne]
+
+    # The product's path: the factory and the fga commands pass FGA_API_TOKEN to the SDK.
+    config = _sdk_config(guarded_url, store, SERVE_TOKEN, tmp_path)
+    bob = T("user:bob", "owner", "document:2")
+    async with open_authorizer(config, engine=db_engine) as cache:
+        assert await cache.check("user:anne", "can_view", "document:1") is True
+        await cache.write([bob])
+        assert await cache.check("user:bob", "can_view", "document:2") is True
+    assert await fga_push(config, engine=db_engine) == model_id  # the same model: unchanged
+    assert await fga_check(
+        config, engine=db_engine, user="user:bob", relation="can_view", object="document:2"
+    )
+    assert sorted((await fga.read(store_id)).tuples, key=str) == sorted([anne, bob], key=str)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [None, "wrong-token", SERVE_TOKEN[:-1] + "x", SERVE_TOKEN.upper()],
+    ids=["none", "wrong", "last-byte", "upper-case"],
+)
+async def test_sdk_with_a_wrong_serve_token_fails_closed(
+    guarded_url: str,
+    store: tuple[str, str],
+    fga: EmbeddedEngine,
+    db_engine: AsyncEngine,
+    tmp_path: Path,
+    token: str | None,
+) -> None:
+    """Refused credentials are an error naming the cause, never a decision: anne, who may
+    view document:1, is neither allowed nor silently denied, and nothing is written."""
+    store_id, model_id = store
+    anne = T("user:anne", "owner", "document:1")
+    await fga.authorizer(store_id, model_id).write([anne])
+    async with OpenFgaAuthorizer.open(
+        api_url=guarded_url, store_id=store_id, model_id=model_id, api_token=token, timeout_ms=5000
+    ) as authz:
+        with pytest.raises(AuthzUnavailable, match=r"HTTP 401 .*FGA_API_TOKEN"):
+            await authz.check("user:anne", "can_view", "document:1")
+        await _every_call_raises(authz, AuthzUnavailable)
+
+    config = _sdk_config(guarded_url, store, token, tmp_path)
+    async with open_authorizer(config, engine=db_engine) as cache:
+        with pytest.raises(AuthzUnavailable, match="HTTP 401"):
+            await cache.check("user:anne", "can_view", "document:1")
+        [item] = await cache.batch_check([CheckRequest("user:anne", "can_view", "document:1")])
+        assert (item.allowed, item.denied_by_error) == (False, True)
+        with pytest.raises(AuthzUnavailable, match="HTTP 401"):
+            await cache.write([T("user:mallory", "owner", "document:1")])
+    with pytest.raises(AuthzUnavailable, match="Unauthorized"):
+        await fga_push(config, engine=db_engine)
+    with pytest.raises(AuthzUnavailable):
+        await fga_check(
+            config, engine=db_engine, user="user:anne", relation="can_view", object="document:1"
+        )
+    assert (await fga.read(store_id)).tuples == [anne]
+    assert [m[0] for m in await fga.list_models(store_id)] == [model_id]
 
 
 # ------------------------------------------------------------------------------------------
