@@ -775,6 +775,14 @@ class IdentityService:
                     SlackLink.sub == link.sub,
                 )
             )
+        # A confirmation running at the same time may have written the tuple again after
+        # our first delete. Linking writes the tuple and then re-reads the link; deleting
+        # the tuple after the row makes one of the two always see the other's work.
+        if not await self._link_exists(team_id, slack_user_id, link.sub):
+            try:
+                await self._authz.delete([workspace_member(team_id, link.sub)])
+            except AuthzError:
+                log.error("membership of an unlinked identity could not be removed")
         return True
 
     async def sweep_link_requests(self) -> int:

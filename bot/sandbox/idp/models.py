@@ -31,6 +31,7 @@ class IdpUser:
     name: str
     password: str
     permissions: list[str] = field(default_factory=list)
+    email_verified: bool = True
 
 
 @dataclass

@@ -135,6 +135,7 @@ class DevIdentityProvider:
         audience: str,
         access_token_ttl: int = 3600,
         id_token_ttl: int = 600,
+        rotate_refresh_tokens: bool = False,
     ) -> None:
         self._issuer = self._normalize_issuer(issuer) if issuer is not None else None
         self._users = list(users)
@@ -147,6 +148,9 @@ class DevIdentityProvider:
         self._keys = KeyRing()
         self._store = IdpStore()
         self._unavailable = False
+        # Auth0's "Refresh Token Rotation": each refresh returns a new refresh token and
+        # the one used stops working.
+        self.rotate_refresh_tokens = rotate_refresh_tokens
         self._grants: dict[str, GrantHandler] = {
             GRANT_AUTHORIZATION_CODE: self._grant_authorization_code,
             GRANT_REFRESH_TOKEN: self._grant_refresh_token,
@@ -648,7 +652,7 @@ class DevIdentityProvider:
                 id_claims["nonce"] = nonce
             if "email" in scope:
                 id_claims["email"] = user.email
-                id_claims["email_verified"] = True
+                id_claims["email_verified"] = user.email_verified
             if "profile" in scope:
                 id_claims["name"] = user.name
                 id_claims["nickname"] = user.email.split("@", 1)[0]
@@ -714,9 +718,16 @@ class DevIdentityProvider:
                     403, "invalid_scope", f"Scopes not granted to this token: {' '.join(extra)}"
                 )
             scope = requested
+        if self.rotate_refresh_tokens:
+            self._store.retire_refresh_token(record.token)
         # Non-rotating refresh tokens: the response carries no new refresh_token.
         return self.issue_user_tokens(
-            user=user, client=req.client, scope=scope, grant=grant, auth_time=grant.auth_time
+            user=user,
+            client=req.client,
+            scope=scope,
+            grant=grant,
+            auth_time=grant.auth_time,
+            with_refresh_token=self.rotate_refresh_tokens,
         )
 
     async def _grant_client_credentials(self, req: TokenRequest) -> dict[str, Any]:
@@ -778,7 +789,7 @@ class DevIdentityProvider:
                 "name": user.name,
                 "nickname": user.email.split("@", 1)[0],
                 "email": user.email,
-                "email_verified": True,
+                "email_verified": user.email_verified,
             }
         )
 

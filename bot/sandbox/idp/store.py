@@ -218,6 +218,10 @@ class IdpStore:
             if other.sub == record.sub and other.client_id == record.client_id:
                 self._revoke_refresh(other.token)
 
+    def retire_refresh_token(self, token: str) -> None:
+        """Stop one refresh token working (it was rotated), leaving its siblings alone."""
+        self._revoke_refresh(token)
+
     def revoked_refresh_tokens(self) -> set[str]:
         return set(self._revoked_refresh_tokens)
 
