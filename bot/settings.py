@@ -199,6 +199,13 @@ class Settings(BaseSettings):
         ]
         if missing:
             problems.append(f"production mode requires {', '.join(missing)}")
+        public = urlsplit(self.base_url)
+        if public.scheme != "https" and not is_loopback_host(public.hostname or ""):
+            # Link pages, their cookies and the OAuth callback travel over this URL.
+            problems.append(
+                "production mode needs an https PMBOT_PUBLIC_URL (where Slack and people "
+                f"reach pmbot), not {self.base_url!r}"
+            )
         if (
             self.auth0_protocol == "http"
             and self.auth0_domain

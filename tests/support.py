@@ -277,3 +277,35 @@ async def eventually(predicate: Callable[[], Any], within: float = 5.0) -> Any:
 def from_bot(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The messages the bot posted (as the bot user)."""
     return [m for m in messages if m.get("bot_id") or m.get("user") == "U0PMBOT"]
+
+
+@asynccontextmanager
+async def serving_embedded_default(database_path: str) -> AsyncIterator[str]:
+    """``pmbot serve`` in sandbox mode (what ``make run`` starts) on a free loopback port;
+    yields its URL."""
+    from bot.server import serve
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    settings = load_settings(
+        PMBOT_MODE="sandbox", PMBOT_PORT=port, DATABASE_URL=f"sqlite:///{database_path}"
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop=stop))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while loop.time() < deadline:
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            break
+        except OSError:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)

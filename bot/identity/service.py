@@ -195,6 +195,7 @@ def _pkce_purpose(request_id: str) -> str:
 
 
 LEGACY_REFRESH_PURPOSE = "refresh_token"
+_FINISHED = {"cancelled": LinkFailure.CANCELLED, "expired": LinkFailure.CONFIRM_EXPIRED}
 
 
 class IdentityService:
@@ -519,9 +520,7 @@ class IdentityService:
         ):
             raise LinkFailed(LinkFailure.NOT_YOURS)
         if request.finished_at is not None:
-            raise LinkFailed(
-                LinkFailure.CANCELLED if request.outcome == "cancelled" else LinkFailure.STATE_USED
-            )
+            raise LinkFailed(_FINISHED.get(request.outcome or "", LinkFailure.STATE_USED))
         if request.verified_at is None or request.sub is None:
             raise LinkFailed(LinkFailure.STATE_NOT_STARTED)
         if request.confirm_by is None or _aware(request.confirm_by) <= _now():

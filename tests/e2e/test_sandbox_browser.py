@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from bot.server import serve
-from bot.settings import load_settings
+from tests.support import serving_embedded_default
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_PRESENT = CHROMIUM.exists()
@@ -30,34 +27,10 @@ CHROMIUM_ARGS = [
 pytestmark = pytest.mark.e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 async def sandbox_url(tmp_path: Path) -> AsyncIterator[str]:
-    port = _free_port()
-    settings = load_settings(
-        PMBOT_MODE="sandbox", PMBOT_PORT=port, DATABASE_URL=f"sqlite:///{tmp_path}/e2e.sqlite3"
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop=stop))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            break
-        except OSError:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.1)
-    yield url
-    stop.set()
-    await asyncio.wait_for(task, 20)
+    async with serving_embedded_default(f"{tmp_path}/e2e.sqlite3") as url:
+        yield url
 
 
 @pytest.fixture

@@ -387,3 +387,55 @@ async def test_hostile_link_ids_get_a_clear_page_not_a_500(bot: Harness, path: s
         if path.startswith("/auth/link/"):
             async with b.post(bot.bot_url + path, data={"csrf": "x"}) as resp:
                 assert resp.status in {400, 403, 404}
+
+
+# -- cookies -------------------------------------------------------------------------------
+
+
+async def test_cookies_are_host_prefixed_and_secure_behind_https(sqlite_url: str) -> None:
+    """With an https PMBOT_PUBLIC_URL (TLS ends at a proxy in front of pmbot) the link
+    cookies are ``__Host-`` cookies: Secure, path /, no Domain."""
+    async with running_bot(sqlite_url, PMBOT_PUBLIC_URL="https://pmbot.example.test") as bot:
+        link = await bot.deps.identity.start_link(TEAM, "U0ALICE")
+        local = bot.bot_url + "/auth/link/" + link.rsplit("/", 1)[1]
+        async with aiohttp.ClientSession() as b:
+            async with b.get(local) as page:
+                html = await page.text()
+                set_cookies = page.headers.getall("Set-Cookie")
+            match = CSRF.search(html)
+            assert match is not None
+            nonce = next(c for c in set_cookies if c.startswith("__Host-pmbot_csrf="))
+            assert "Secure" in nonce and "Path=/" in nonce and "Domain" not in nonce
+            assert "SameSite=Strict" in nonce and "HttpOnly" in nonce
+            cookie = nonce.split(";", 1)[0]
+            async with b.post(
+                local,
+                data={"csrf": match.group(1)},
+                headers={"Cookie": cookie, "Origin": "https://pmbot.example.test"},
+                allow_redirects=False,
+            ) as started_resp:
+                assert started_resp.status == 303
+                binding = next(
+                    c
+                    for c in started_resp.headers.getall("Set-Cookie")
+                    if c.startswith("__Host-pmbot_link_")
+                )
+        assert "Secure" in binding and "Path=/" in binding and "SameSite=Lax" in binding
+
+
+# -- sweeps ---------------------------------------------------------------------------------
+
+
+async def test_an_unconfirmed_login_is_swept_and_its_token_revoked(bot: Harness) -> None:
+    from bot.scheduler import sweep_link_requests
+
+    await bot.sign_in("U0CAROL", "carol@example.com")
+    async with bot.deps.db.session() as session:
+        await session.execute(
+            update(LinkRequest).values(confirm_by=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    await sweep_link_requests(bot.deps)
+    assert bot.idp.revoked_refresh_tokens()
+    answer = await bot.press_in_slack("U0CAROL", "link_confirm")
+    assert "not confirmed in time" in answer
+    assert await links(bot) == 0

@@ -63,6 +63,7 @@ PRODUCTION = {
     "AUTH0_CLIENT_ID": "client",
     "AUTH0_CLIENT_SECRET": "client-secret-value",
     "TOKEN_ENCRYPTION_KEYS": "k1:" + "a" * 43 + "=",
+    "PMBOT_PUBLIC_URL": "https://pmbot.example.com",
 }
 
 
@@ -187,3 +188,17 @@ def test_cli_refuses_an_exposed_sandbox(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "loopback" in result.stderr and "refuses real credentials" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"PMBOT_PUBLIC_URL": "http://pmbot.example.com"},
+        {"PMBOT_PUBLIC_URL": None, "PMBOT_HOST": "0.0.0.0"},
+    ],
+)
+def test_production_needs_an_https_public_url(overrides: dict[str, str | None]) -> None:
+    values = {**PRODUCTION, **overrides}
+    with pytest.raises(SettingsError) as info:
+        load_settings(**{k: v for k, v in values.items() if v is not None})
+    assert "https PMBOT_PUBLIC_URL" in info.value.problems[0]
