@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from bot.slack_app import build_bolt_app
 from tests.conftest import PG_ADMIN_URL, _pg_exec, _sa_url, _with_db
 from tests.support import Harness, eventually, running_bot, sign
 
@@ -248,3 +249,144 @@ async def test_oversized_command_text_gets_a_clear_message(bot: Harness) -> None
         lambda: "too long" in json.dumps(bot.sandbox.messages("C0GENERAL", viewer="U0ALICE"))
     )
     assert "4000" in json.dumps(bot.sandbox.messages("C0GENERAL", viewer="U0ALICE"))
+
+
+@pytest.mark.parametrize(
+    "text", ["help payload", "help payload=1", '{"payload": "help"}', "{help payload"]
+)
+async def test_command_text_that_looks_like_an_interaction_is_answered(
+    bot: Harness, text: str
+) -> None:
+    # Bolt's own body parser would take any form body containing "payload" (or starting
+    # with "{") for something else and drop the command; pmbot parses the body itself.
+    result = await bot.sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", text)
+    assert result["delivery"]["status"] == 200, result["delivery"]
+    visible = await eventually(lambda: bot.sandbox.messages("C0GENERAL", viewer="U0ALICE"))
+    shown = json.dumps(visible)
+    assert "failed with the error" not in shown
+    assert "/pm help" in shown
+    assert bot.deps.metrics.requests.value("command", "200") == 1
+
+
+async def test_an_unlinked_user_mentioning_payload_gets_the_link_prompt(
+    database_url: str,
+) -> None:
+    async with running_bot(database_url) as bot:
+        result = await bot.sandbox.run_command("U0CAROL", "C0GENERAL", "/pm", "help payload")
+        assert result["delivery"]["status"] == 200
+        prompt = await eventually(lambda: bot.sandbox.messages("C0GENERAL", viewer="U0CAROL"))
+        assert "/auth/link/" in json.dumps(prompt)
+        assert "failed with the error" not in json.dumps(prompt)
+
+
+async def test_a_signed_command_form_reaches_the_listener_as_fields(bot: Harness) -> None:
+    """A form posted by hand: a body starting with "{" and mentioning "payload" is still a
+    command, a repeated field counts with its first value, and the answer goes through the
+    sandbox's real response_url."""
+    first = await bot.sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", "help")
+    before = len(bot.sandbox.messages("C0GENERAL", viewer="U0ALICE"))
+    body = (
+        b'{"payload"=1&'
+        + urlencode(
+            [
+                ("command", "/pm"),
+                ("text", "whoami payload={}"),
+                ("text", "ignored second value"),
+                ("team_id", "T0SANDBOX"),
+                ("user_id", "U0ALICE"),
+                ("channel_id", "C0GENERAL"),
+                ("response_url", first["response_url"]),
+                ("trigger_id", "t-payload-by-hand"),
+            ]
+        ).encode()
+    )
+    resp = await bot.post_signed(body, "application/x-www-form-urlencoded")
+    assert resp.status == 200
+    answer = await eventually(lambda: bot.sandbox.messages("C0GENERAL", viewer="U0ALICE")[before:])
+    assert "auth0|alice" in json.dumps(answer)
+
+
+async def test_signature_is_still_required_for_payload_shaped_bodies(bot: Harness) -> None:
+    command = urlencode(
+        {"command": "/pm", "text": "help payload", "user_id": "U0ALICE", "trigger_id": "t-p1"}
+    ).encode()
+    interaction = urlencode(
+        {"payload": json.dumps({"type": "block_actions", "user": {"id": "U0ALICE"}})}
+    ).encode()
+    form = "application/x-www-form-urlencoded"
+    for body in (command, interaction):
+        unsigned = {"Content-Type": form}
+        badly_signed = {"Content-Type": form, **sign(body, secret="not-the-secret")}
+        for headers in (unsigned, badly_signed):
+            async with bot.http.post(bot.events_url, data=body, headers=headers) as resp:
+                assert resp.status == 401
+                assert (await resp.json())["error"] == "invalid signature"
+    assert bot.deps.metrics.requests.value("unknown", "401") == 4
+    assert bot.deps.metrics.requests.value("command", "200") == 0
+
+
+async def test_ssl_check_is_answered(bot: Harness) -> None:
+    body = urlencode({"ssl_check": "1", "token": "legacy"}).encode()
+    resp = await bot.post_signed(body, "application/x-www-form-urlencoded")
+    assert resp.status == 200
+
+
+async def test_socket_mode_commands_are_answered(bot: Harness) -> None:
+    """Socket Mode carries no signature: with Bolt's own check off it still works. A
+    loopback Socket Mode server (``apps.connections.open`` and its WebSocket) sends one
+    slash command; the answer goes through the sandbox's real response_url."""
+    from aiohttp import WSMsgType, web
+    from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from tests.support import start_site
+
+    first = await bot.sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", "help")
+    before = len(bot.sandbox.messages("C0GENERAL", viewer="U0ALICE"))
+    acks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    socket_url = ""
+
+    async def connections_open(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "url": socket_url})
+
+    async def link(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_json({"type": "hello", "num_connections": 1})
+        command = {
+            "command": "/pm",
+            "text": "help payload",
+            "team_id": "T0SANDBOX",
+            "user_id": "U0ALICE",
+            "channel_id": "C0GENERAL",
+            "response_url": first["response_url"],
+            "trigger_id": "t-socket-1",
+        }
+        envelope = {"envelope_id": "env-1", "type": "slash_commands", "payload": command}
+        await ws.send_json({**envelope, "accepts_response_payload": True})
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                await acks.put(json.loads(message.data))
+        return ws
+
+    server = web.Application()
+    server.router.add_post("/api/apps.connections.open", connections_open)
+    server.router.add_get("/link", link)
+    runner, base = await start_site(server)
+    socket_url = base.replace("http://", "ws://") + "/link"
+    handler = AsyncSocketModeHandler(
+        build_bolt_app(bot.deps),
+        "xapp-1-A0PMBOT-1-socketmodetest",
+        web_client=AsyncWebClient(token="xapp-1-A0PMBOT-1-socketmodetest", base_url=f"{base}/api/"),
+    )
+    try:
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        ack = await asyncio.wait_for(acks.get(), timeout=5)
+        assert ack["envelope_id"] == "env-1"
+        answer = await eventually(
+            lambda: bot.sandbox.messages("C0GENERAL", viewer="U0ALICE")[before:]
+        )
+        assert "/pm help" in json.dumps(answer)
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+        await runner.cleanup()
