@@ -20,6 +20,21 @@ _TOKEN_PATTERNS = [
         r"[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,}]+"
     ),
 ]
+
+# A path separator as it appears in logs: plain, JSON-escaped or url-encoded.
+_SEP = r"(?:/|\\/|%2[Ff])"
+# URLs that work for whoever holds them: one-time link URLs, OAuth ``state``/``code``,
+# Slack's ``response_url``s (and the sandbox's), in plain, JSON and form-encoded text.
+_BEARER_URL_PATTERNS = [
+    re.compile(rf"({_SEP}auth{_SEP}link{_SEP})[^/?#&\s\"'<>|\\]+"),
+    re.compile(rf"({_SEP}response{_SEP})[^/?#&\s\"'<>|\\]+"),
+    re.compile(rf"(hooks\.slack\.com{_SEP})[^\s\"'<>|&]+"),
+    re.compile(r"(response_url\\?[\"']?\s*(?:[:=]|%3[Dd])\s*\\?[\"']?)[^\s\"'&,}]+"),
+    re.compile(
+        r"((?:(?<=[?&;\s\"'(,{])|(?<=%3[Ff])|(?<=%26)|^)(?:state|code)(?:=|%3[Dd]))"
+        r"[^&\s\"'<>#]+"
+    ),
+]
 REDACTED = "[redacted]"
 
 
@@ -38,7 +53,7 @@ class RedactingFilter(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
-        for pattern in _TOKEN_PATTERNS:
+        for pattern in (*_TOKEN_PATTERNS, *_BEARER_URL_PATTERNS):
             text = pattern.sub(lambda m: (m.group(1) if m.lastindex else "") + REDACTED, text)
         return text
 
@@ -83,4 +98,7 @@ def configure_logging(
     root.setLevel(level)
     # aiohttp's access log would print every request path; keep it at warning.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # aiosqlite logs every statement with its parameters at DEBUG: row values (link
+    # request ids, browser bindings, ciphertexts) are not log material.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     return redactor

@@ -69,3 +69,57 @@ def test_domain_errors_become_plain_user_text() -> None:
     assert "5000" in user_message(InputTooLong(5000, 4000))
     secret_error = RuntimeError("password=hunter2 at db host")
     assert user_message(secret_error) == GENERIC_FAILURE
+
+
+LINK_ID = "Zq3vN8xYp2Lw9cKe4RtB7uHs1JdFa6Gm0OiXyVbCnEk"
+HOOK = "https://hooks.slack.com/commands/T0SANDBOX/7361/aB9xQ2wErT5yUi8oP"
+SANDBOX_HOOK_TOKEN = "v-VERq0tOZTGL_jTaEkMHTZYnrPqLDT9"
+
+
+def test_logs_redact_link_urls_and_response_urls() -> None:
+    from urllib.parse import quote, urlencode
+
+    sandbox_hook = f"http://127.0.0.1:3000/sandbox/response/{SANDBOX_HOOK_TOKEN}"
+    lines = [
+        f"<https://pmbot.example/auth/link/{LINK_ID}|link your account>",
+        f'{{"url": "https:\\/\\/pmbot.example\\/auth\\/link\\/{LINK_ID}"}}',
+        "next=" + quote(f"https://pmbot.example/auth/link/{LINK_ID}", safe=""),
+        f"GET /auth/callback?code=Cd7Kq2mZ9&state={LINK_ID} 200",
+        f"https://idp.example/authorize?response_type=code&state={LINK_ID}&nonce=n1",
+        "redirect=" + quote(f"https://pmbot.example/auth/callback?state={LINK_ID}", safe=""),
+        f'{{"response_url": "{HOOK}", "trigger_id": "t1"}}',
+        f"{{'response_url': '{HOOK}'}}",
+        urlencode({"command": "/pm", "response_url": HOOK, "trigger_id": "t1"}),
+        f"posting to {HOOK} now",
+        "https:\\/\\/hooks.slack.com\\/actions\\/T0SANDBOX\\/7361\\/aB9xQ2wErT5yUi8oP",
+        f"Sending a request - url: {sandbox_hook}, body: {{}}",
+        urlencode({"response_url": sandbox_hook}),
+    ]
+    stream = io.StringIO()
+    try:
+        configure_logging("text", "DEBUG", [], stream=stream)
+        log = logging.getLogger("test.redaction.urls")
+        for line in lines:
+            log.debug("%s", line)
+    finally:
+        configure_logging("text", "WARNING", [])
+    out = stream.getvalue()
+    for value in (
+        LINK_ID,
+        "Cd7Kq2mZ9",
+        "aB9xQ2wErT5yUi8oP",
+        "7361",
+        SANDBOX_HOOK_TOKEN,
+        quote(HOOK, safe=""),
+    ):
+        assert value not in out, value
+    assert out.count(REDACTED) >= len(lines)
+    # What is not a bearer value stays readable.
+    assert "link your account" in out and '"trigger_id": "t1"' in out and "nonce=n1" in out
+
+
+def test_redaction_keeps_ordinary_words() -> None:
+    from bot.logs import RedactingFilter
+
+    text = "state of Apollo; error_code=5; the response was fine; /auth/callback"
+    assert RedactingFilter().redact(text) == text
