@@ -37,6 +37,25 @@ _BEARER_URL_PATTERNS = [
 ]
 REDACTED = "[redacted]"
 
+# Characters that end a line or drive a terminal (C0, DEL, C1, the Unicode line and paragraph
+# separators, bidirectional overrides) and unpaired surrogates: shown escaped in text logs.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line: line breaks and other control characters shown escaped."""
+    return _CONTROL.sub(_escape_one, text)
+
 
 class RedactingFilter(logging.Filter):
     """Replaces known secret values and token-shaped strings in every record."""
@@ -67,7 +86,34 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class TextFormatter(logging.Formatter):
+    """``TIME LEVEL LOGGER: MESSAGE``, one line per record whatever the message holds.
+
+    Control characters are escaped, so no value logged (a request path, a header) can end
+    the line and start a record of its own. A traceback follows on lines of its own, each
+    carrying the record's prefix and a ``|``: none of them can pass for a new record."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        record.message = ""
+        prefix = escape_controls(self.formatMessage(record))
+        record.message = message
+        lines = [prefix + escape_controls(message)]
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        details = [record.exc_text or "", self.formatStack(record.stack_info or "")]
+        for block in filter(None, details):
+            lines += [f"{prefix}| {escape_controls(line)}" for line in block.split("\n")]
+        return "\n".join(lines)
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line (``json.dumps`` escapes every control character)."""
+
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
@@ -75,6 +121,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             doc["exc"] = record.exc_text
         return json.dumps(doc)
@@ -90,7 +138,7 @@ def configure_logging(
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

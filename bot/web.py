@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -33,27 +34,54 @@ DEPS_KEY = web.AppKey("deps", Deps)
 BOLT_KEY = web.AppKey("bolt", AsyncApp)
 
 
+# Unix seconds: ASCII digits only (``int()`` would also take "+1", "1_000" or "١٢٣").
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
 def verify_signature(secret: str, timestamp: str, signature: str, body: bytes, now: float) -> bool:
-    """Slack's v0 request signature with a 5 minute timestamp window."""
-    if not timestamp or not signature:
+    """Slack's v0 request signature with a 5 minute timestamp window.
+
+    The headers are the sender's: the timestamp must be plain ASCII digits and the signature
+    ASCII, or the request is refused (never an exception)."""
+    if not _TIMESTAMP.fullmatch(timestamp) or not signature or not signature.isascii():
         return False
-    try:
-        ts = int(timestamp)
-    except ValueError:
+    if abs(now - int(timestamp)) > SIGNATURE_WINDOW_SECONDS:
         return False
-    if abs(now - ts) > SIGNATURE_WINDOW_SECONDS:
-        return False
-    base = b"v0:" + timestamp.encode() + b":" + body
-    expected = "v0=" + hmac.new(secret.encode(), base, sha256).hexdigest()
-    return hmac.compare_digest(expected, signature)
+    base = b"v0:" + timestamp.encode("ascii") + b":" + body
+    expected = b"v0=" + hmac.new(secret.encode(), base, sha256).hexdigest().encode("ascii")
+    return hmac.compare_digest(expected, signature.encode("ascii"))
 
 
 def _json_object(text: str, what: str) -> dict[str, Any]:
-    """A JSON object; raises ValueError for anything else."""
-    doc = json.loads(text)
+    """A JSON object of valid Unicode text; raises ValueError for anything else."""
+    try:
+        doc = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply") from None
     if not isinstance(doc, dict):
         raise ValueError(f"{what} must be a JSON object")
+    if "\\ud" in text.lower():
+        # UTF-8 text cannot hold a surrogate; only a \u escape can, paired or not.
+        try:
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} holds an unpaired surrogate") from None
+    for name in _OBJECT_FIELDS:
+        if doc.get(name) is not None and not isinstance(doc[name], dict):
+            raise ValueError(f"{what}: {name} is not a JSON object")
+    for name in _LIST_OF_OBJECTS_FIELDS:
+        items = doc.get(name)
+        if items is not None and (
+            not isinstance(items, list) or not all(isinstance(item, dict) for item in items)
+        ):
+            raise ValueError(f"{what}: {name} is not a JSON array of objects")
     return doc
+
+
+# Envelope fields Bolt reads while choosing a listener, with the JSON types Slack sends;
+# any other type would fail inside Bolt (a 500) instead of being refused here.
+_OBJECT_FIELDS = ("event", "view", "container", "message", "state")
+_LIST_OF_OBJECTS_FIELDS = ("actions", "authorizations")
 
 
 def _kind(content_type: str, body: bytes) -> tuple[str, dict[str, Any]]:
@@ -124,7 +152,13 @@ async def slack_events(request: web.Request) -> web.Response:
     except (ValueError, UnicodeDecodeError) as exc:
         log.info("rejected a malformed Slack body: %s", exc)
         return done(web.json_response({"error": "malformed body"}, status=400))
-    bolt_request = _bolt_request(request, parsed)
+    try:
+        bolt_request = _bolt_request(request, parsed)
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+        # Bolt reads user, team, channel, ... while building its context; a body whose
+        # fields have the wrong types is not one Slack sends.
+        log.info("rejected a Slack %s of the wrong shape: %s", kind, type(exc).__name__)
+        return done(web.json_response({"error": "malformed body"}, status=400))
 
     if kind == "event":
         # Events need no response body: ack now, process after. A redelivery already seen

@@ -123,3 +123,67 @@ def test_redaction_keeps_ordinary_words() -> None:
 
     text = "state of Apollo; error_code=5; the response was fine; /auth/callback"
     assert RedactingFilter().redact(text) == text
+
+
+RECORD = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ [\w.]+: "
+FORGED = "2026-01-01 00:00:00,000 ERROR pmbot: FORGED"
+BREAKS = ["\n", "\r\n", "\r", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u2029"]
+
+
+def test_text_log_records_cannot_be_forged() -> None:
+    import re
+
+    stream = io.StringIO()
+    try:
+        configure_logging("text", "INFO", [], stream=stream)
+        log = logging.getLogger("test.forging")
+        for brk in BREAKS:
+            log.warning("unhandled error on GET %s", f"/slack/events{brk}{FORGED}")
+        log.info("colours \x1b[31mred\x1b[0m, a bell \x07, a NUL \x00, DEL \x7f, CSI \x9b")
+        log.info("a lone surrogate \udcff stays printable")
+        try:
+            raise ValueError(f"bad path /x\n{FORGED}\r{FORGED}\u2028{FORGED}")
+        except ValueError:
+            log.exception("unhandled error on %s %s", "GET", f"/x\n{FORGED}")
+        log.info("trace", stack_info=True)
+    finally:
+        configure_logging("text", "WARNING", [])
+    out = stream.getvalue()
+    lines = out.splitlines()
+    assert len([line for line in lines if " unhandled error on GET " in line]) == len(BREAKS) + 1
+    for line in lines:
+        head = re.match(RECORD, line)
+        assert head is not None, repr(line)
+        assert not line[head.end() :].startswith("FORGED"), line
+    assert "\\n" + FORGED in out and "\\r" + FORGED in out and "\\u2028" + FORGED in out
+    assert "\\x1b[31mred" in out and "\\x00" in out and "\\x7f" in out and "\\x9b" in out
+    assert "\\udcff" in out
+    assert "Traceback (most recent call last)" in out
+    # The exception's own lines continue its record: prefixed, never a record of their own.
+    assert re.search(RECORD + r"\| ValueError: bad path /x\n", out)
+    assert re.search(RECORD + r"\| " + re.escape(FORGED + "\\r" + FORGED + "\\u2028"), out)
+    out.encode("utf-8")  # every record can be written to a UTF-8 stream
+
+
+def test_json_log_records_stay_one_line() -> None:
+    import json
+
+    stream = io.StringIO()
+    try:
+        configure_logging("json", "INFO", [], stream=stream)
+        log = logging.getLogger("test.json.forging")
+        for brk in BREAKS:
+            log.warning("path %s", f"/x{brk}{FORGED}")
+        try:
+            raise ValueError(f"bad\n{FORGED}")
+        except ValueError:
+            log.exception("failed\u2028%s", FORGED)
+    finally:
+        configure_logging("text", "WARNING", [])
+    out = stream.getvalue()
+    lines = out.splitlines()
+    assert len(lines) == len(BREAKS) + 1
+    docs = [json.loads(line) for line in lines]
+    assert [d["message"] for d in docs[:-1]] == [f"path /x{brk}{FORGED}" for brk in BREAKS]
+    assert docs[-1]["message"] == f"failed\u2028{FORGED}"
+    assert f"ValueError: bad\n{FORGED}" in docs[-1]["exc"]
