@@ -77,6 +77,7 @@ from authz.ports import (
     Consistency,
     TupleKey,
 )
+from authz.validation import OBJECT, OBJECT_ID, RELATION, TYPE, USER
 
 if TYPE_CHECKING:
     from authz.embedded.engine import EmbeddedEngine
@@ -148,11 +149,11 @@ MAX_PAGE_SIZE: Final = 100
 
 # Field patterns of openfga/api (protoc-gen-validate rules).
 _ULID = r"^[ABCDEFGHJKMNPQRSTVWXYZ0-9]{26}$"
-_TYPE = r"^[^:#@\s]{1,254}$"
-_RELATION = r"^[^:#@\s]{1,50}$"
-_OBJECT = r"^[^\s]{2,256}$"
-_USER = r"^[^\s]{2,512}$"
-_OBJECT_ID = r"^[^#:\s]+$"
+_TYPE = TYPE
+_RELATION = RELATION
+_OBJECT = OBJECT
+_USER = USER
+_OBJECT_ID = OBJECT_ID
 _CORRELATION_ID = r"^[\w\d-]{1,36}$"
 _STORE_NAME = r"^[\w\d\s./-]{3,64}$"
 _PATTERNS: Final[dict[str, re.Pattern[str]]] = {

@@ -12,6 +12,7 @@ from authz.ports import (
     ReadResult,
     TupleKey,
 )
+from authz.validation import validate_tuple_keys
 
 if TYPE_CHECKING:
     from authz.embedded.engine import EmbeddedEngine
@@ -107,11 +108,13 @@ class EmbeddedAuthorizer:
     async def write(self, tuples: Sequence[TupleKey]) -> None:
         """Writes the tuples (at most 100); an empty sequence is a no-op."""
         if tuples:
+            validate_tuple_keys(tuples, "TupleKey")
             await self._engine.write_tuples(self.store_id, self.model_id, writes=tuples)
 
     async def delete(self, tuples: Sequence[TupleKey]) -> None:
         """Deletes the tuples (at most 100); an empty sequence is a no-op."""
         if tuples:
+            validate_tuple_keys(tuples, "TupleKey")
             await self._engine.write_tuples(self.store_id, self.model_id, deletes=tuples)
 
     async def read(

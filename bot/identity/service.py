@@ -195,6 +195,9 @@ def _pkce_purpose(request_id: str) -> str:
 
 
 LEGACY_REFRESH_PURPOSE = "refresh_token"
+# The ``sub`` column's size, and OpenFGA's limit on a tuple's user field.
+MAX_SUB_LENGTH = 255
+MAX_FGA_USER_LENGTH = 512
 _FINISHED = {"cancelled": LinkFailure.CANCELLED, "expired": LinkFailure.CONFIRM_EXPIRED}
 
 
@@ -374,8 +377,11 @@ class IdentityService:
             raise LinkFailed(LinkFailure.ID_TOKEN_INVALID, exc.reason) from None
         except JwksUnavailable:
             raise ServiceUnavailable("Auth0") from None
-        permissions, expires_at = await self._permissions_from(tokens)
         sub = claims.sub
+        if len(sub) > MAX_SUB_LENGTH or len(fga_user(sub)) > MAX_FGA_USER_LENGTH:
+            log.warning("an identity's sub is too long to record (%d characters)", len(sub))
+            raise LinkFailed(LinkFailure.IDENTITY_UNSUPPORTED, "sub_too_long")
+        permissions, expires_at = await self._permissions_from(tokens)
         email = _str_or_none(claims.claims.get("email"))
         email_verified = claims.claims.get("email_verified") is True
         name = _str_or_none(claims.claims.get("name"))

@@ -439,3 +439,39 @@ async def test_an_unconfirmed_login_is_swept_and_its_token_revoked(bot: Harness)
     answer = await bot.press_in_slack("U0CAROL", "link_confirm")
     assert "not confirmed in time" in answer
     assert await links(bot) == 0
+
+
+async def test_an_identity_that_cannot_be_recorded_is_not_blamed_on_availability(
+    database_url: str,
+) -> None:
+    """A sub too long to record (the database column, OpenFGA's 512-character user field):
+    the sign-in page says the account could not be recorded, not that a service is down
+    (PostgreSQL used to answer with a 500), and nothing is linked."""
+    long_sub = "oidc|corp|" + "x" * 600
+    users = [
+        *default_users(),
+        IdpUser(sub=long_sub, email="long@example.com", name="Long", password="long-password"),
+    ]
+    async with running_bot(database_url, users=users) as bot:
+        link = await bot.deps.identity.start_link(TEAM, "U0CAROL")
+        async with browser() as b:
+            authorize = await bot.open_link_in_browser(link, b)
+            callback = await bot.log_in(authorize, b, "long@example.com")
+            async with b.get(callback) as page:
+                html = await page.text()
+        assert page.status == 400 and "could not record this Auth0 identity" in html
+        assert await links(bot) == 0
+
+
+async def test_the_embedded_engine_refuses_ids_the_real_one_refuses(bot: Harness) -> None:
+    """The in-process engine applies OpenFGA's field rules, as the real server would: a
+    validation error, never a stored tuple (and never "unavailable")."""
+    from authz.ports import AuthzValidationError, TupleKey
+
+    for key in [
+        TupleKey(user="user:" + "x" * 600, relation="member", object=f"workspace:{TEAM}"),
+        TupleKey(user="user:a b", relation="member", object=f"workspace:{TEAM}"),
+        TupleKey(user="user:a", relation="member", object="workspace:" + "y" * 300),
+    ]:
+        with pytest.raises(AuthzValidationError):
+            await bot.deps.authz.write([key])
