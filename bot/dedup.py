@@ -1,6 +1,9 @@
-"""Exactly-once handling of Slack deliveries, persisted in the database.
+"""Exactly-once handling of Slack deliveries: one in-process memory in front of a claim
+persisted in the database.
 
-Claims are batched: every claim made while a flush is pending joins one
+A redelivery this process has seen is answered from memory; any other is claimed in the
+``processed_events`` table, which catches the ones seen before a restart or by another
+replica. Claims are batched: every claim made while a flush is pending joins one
 ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` statement, so a burst of events costs one
 transaction instead of one per event, on SQLite and PostgreSQL alike.
 """
@@ -11,6 +14,8 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,17 +56,31 @@ def delivery_key(body: dict[str, Any]) -> tuple[str, str] | None:
 
 
 class Deduplicator:
-    def __init__(self, *, db: Database, ttl: timedelta, max_batch: int = 500) -> None:
+    def __init__(
+        self, *, db: Database, ttl: timedelta, max_batch: int = 500, memory: int = 50_000
+    ) -> None:
         self._db = db
         self._ttl = ttl
         self._max_batch = max_batch
+        # key -> when it was claimed (Unix seconds), oldest first.
+        self._recent: OrderedDict[str, float] = OrderedDict()
+        self._memory = memory
         self._pending: list[tuple[str, str, asyncio.Future[bool]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
     async def claim(self, kind: str, key: str) -> bool:
         """Record the delivery; False when it was already recorded (a redelivery).
 
-        Raises :class:`DedupUnavailable` when the database cannot record it."""
+        Raises :class:`DedupUnavailable` when the database cannot record it (the key is
+        still remembered in memory, so this process handles it once)."""
+        now = time.time()
+        seen_at = self._recent.get(key)
+        if seen_at is not None and now - seen_at < self._ttl.total_seconds():
+            return False
+        self._recent[key] = now
+        self._recent.move_to_end(key)
+        if len(self._recent) > self._memory:
+            self._recent.popitem(last=False)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((kind, key, future))
         if self._flushing is None or self._flushing.done():
@@ -130,6 +149,8 @@ class Deduplicator:
     async def sweep(self, now: datetime | None = None) -> int:
         """Forget deliveries older than the TTL (Slack stops retrying after ~1 hour)."""
         cutoff = (now or datetime.now(UTC)) - self._ttl
+        while self._recent and next(iter(self._recent.values())) < cutoff.timestamp():
+            self._recent.popitem(last=False)
         async with self._db.session() as session:
             result = await session.execute(
                 delete(ProcessedEvent).where(ProcessedEvent.received_at < cutoff)

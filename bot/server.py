@@ -7,9 +7,10 @@ import logging
 
 from aiohttp import web
 
+from bot.ingress import SlackIngress
 from bot.scheduler import build_scheduler
 from bot.settings import Mode, Settings
-from bot.slack_app import build_bolt_app, drain_listeners
+from bot.slack_app import build_bolt_app
 from bot.storage.migrate import upgrade_async
 from bot.web import create_web_app
 from bot.wiring import Deps, open_deps
@@ -59,13 +60,25 @@ def mount_sandbox(app: web.Application, deps: Deps) -> None:
     deps.extras["idp"] = idp
 
 
+def banner(base_url: str) -> str:
+    """What `make run` prints once it is ready: where to go and who to be."""
+    line = "-" * 72
+    return (
+        f"{line}\n"
+        f"  pmbot is running: open {base_url}/ in your browser\n"
+        "  Sign in as alice, bob, carol or dave (each one click, no password needed).\n"
+        "  Stop with Ctrl-C; your workspace and links are kept for next time.\n"
+        f"{line}"
+    )
+
+
 async def serve(settings: Settings, *, stop: asyncio.Event, socket_mode: bool = False) -> None:
     if settings.sqlite_path() is not None:
         # The embedded default migrates itself; production runs `pmbot migrate` on deploy.
         await upgrade_async(settings.database_url)
     async with open_deps(settings) as deps:
-        bolt = build_bolt_app(deps)
-        app = create_web_app(deps, bolt, slack_endpoint=not socket_mode)
+        ingress = SlackIngress(bolt=build_bolt_app(deps), dedup=deps.dedup, metrics=deps.metrics)
+        app = create_web_app(deps, ingress, slack_endpoint=not socket_mode)
         if settings.mode is Mode.SANDBOX:
             mount_sandbox(app, deps)
         runner = web.AppRunner(app, access_log=None)
@@ -74,28 +87,27 @@ async def serve(settings: Settings, *, stop: asyncio.Event, socket_mode: bool = 
         await site.start()
         scheduler = build_scheduler(deps)
         scheduler.start()
-        socket_handler = None
+        receiver = None
         if socket_mode:
-            from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+            from bot.socket_mode import SocketModeReceiver
 
             assert settings.slack_app_token is not None
-            socket_handler = AsyncSocketModeHandler(
-                bolt, settings.slack_app_token.get_secret_value()
+            receiver = SocketModeReceiver(
+                app_token=settings.slack_app_token.get_secret_value(), ingress=ingress
             )
-            await socket_handler.connect_async()  # type: ignore[no-untyped-call]
+            await receiver.connect()
         if settings.mode is Mode.SANDBOX:
-            log.info("pmbot sandbox is running: open %s/ in your browser", settings.base_url)
-            print(f"pmbot sandbox: open {settings.base_url}/ in your browser", flush=True)
+            print(banner(settings.base_url), flush=True)
         else:
             log.info("pmbot listening on %s:%s", settings.host, settings.port)
         try:
             await stop.wait()
         finally:
             log.info("pmbot stopping")
-            if socket_handler is not None:
-                await socket_handler.close_async()  # type: ignore[no-untyped-call]
+            if receiver is not None:
+                await receiver.close()
             scheduler.shutdown(wait=False)
             await runner.cleanup()
-            left = await drain_listeners(within=10)
+            left = await ingress.drain(within=10)
             if left:
                 log.warning("%d listeners were still running at shutdown", left)

@@ -19,12 +19,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.ingress import SlackIngress
 from bot.sandbox.idp import DevIdentityProvider, IdpClient, IdpUser, default_users
 from bot.sandbox.idp import serve as serve_idp
 from bot.sandbox.slack import SlackSandbox, default_seed
 from bot.sandbox.slack.state import SandboxSeed
 from bot.settings import Settings, load_settings
-from bot.slack_app import build_bolt_app, drain_listeners
+from bot.slack_app import build_bolt_app
 from bot.web import create_web_app
 from bot.wiring import Deps, open_deps
 
@@ -73,6 +74,7 @@ class Harness:
     http: aiohttp.ClientSession
     idp: DevIdentityProvider
     idp_url: str
+    ingress: SlackIngress
 
     @property
     def events_url(self) -> str:
@@ -245,9 +247,9 @@ async def running_bot(
         values.update(overrides)
         settings = load_settings(**values)
         deps = await stack.enter_async_context(open_deps(settings))
-        bolt = build_bolt_app(deps)
-        stack.push_async_callback(drain_listeners)
-        runner, _ = await start_site(create_web_app(deps, bolt), sock)
+        ingress = SlackIngress(bolt=build_bolt_app(deps), dedup=deps.dedup, metrics=deps.metrics)
+        stack.push_async_callback(ingress.drain)
+        runner, _ = await start_site(create_web_app(deps, ingress), sock)
         stack.push_async_callback(runner.cleanup)
         http = await stack.enter_async_context(aiohttp.ClientSession())
         yield Harness(
@@ -259,6 +261,7 @@ async def running_bot(
             http=http,
             idp=idp,
             idp_url=idp_url,
+            ingress=ingress,
         )
 
 

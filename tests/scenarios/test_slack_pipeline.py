@@ -12,7 +12,6 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.slack_app import build_bolt_app
 from tests.conftest import PG_ADMIN_URL, _pg_exec, _sa_url, _with_db
 from tests.support import Harness, eventually, running_bot, sign
 
@@ -336,9 +335,9 @@ async def test_socket_mode_commands_are_answered(bot: Harness) -> None:
     loopback Socket Mode server (``apps.connections.open`` and its WebSocket) sends one
     slash command; the answer goes through the sandbox's real response_url."""
     from aiohttp import WSMsgType, web
-    from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.socket_mode import SocketModeReceiver
     from tests.support import start_site
 
     first = await bot.sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", "help")
@@ -374,13 +373,13 @@ async def test_socket_mode_commands_are_answered(bot: Harness) -> None:
     server.router.add_get("/link", link)
     runner, base = await start_site(server)
     socket_url = base.replace("http://", "ws://") + "/link"
-    handler = AsyncSocketModeHandler(
-        build_bolt_app(bot.deps),
-        "xapp-1-A0PMBOT-1-socketmodetest",
+    receiver = SocketModeReceiver(
+        app_token="xapp-1-A0PMBOT-1-socketmodetest",
+        ingress=bot.ingress,
         web_client=AsyncWebClient(token="xapp-1-A0PMBOT-1-socketmodetest", base_url=f"{base}/api/"),
     )
     try:
-        await handler.connect_async()  # type: ignore[no-untyped-call]
+        await receiver.connect()
         ack = await asyncio.wait_for(acks.get(), timeout=5)
         assert ack["envelope_id"] == "env-1"
         answer = await eventually(
@@ -388,5 +387,5 @@ async def test_socket_mode_commands_are_answered(bot: Harness) -> None:
         )
         assert "/pm help" in json.dumps(answer)
     finally:
-        await handler.close_async()  # type: ignore[no-untyped-call]
+        await receiver.close()
         await runner.cleanup()

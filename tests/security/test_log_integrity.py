@@ -17,7 +17,6 @@ from yarl import URL
 
 from bot.cli import secrets_of
 from bot.logs import REDACTED, configure_logging
-from bot.slack_app import build_bolt_app
 from bot.web import create_web_app
 from tests.security.test_slack_endpoint_input import JSON, raw_post, signature
 from tests.support import Harness, eventually, running_bot, start_site
@@ -102,7 +101,7 @@ async def test_a_forged_record_in_a_request_path_stays_inside_its_record(bot: Ha
     async def failing(request: web.Request) -> web.Response:
         raise RuntimeError(f"cannot serve {request.path}")
 
-    app = create_web_app(bot.deps, build_bolt_app(bot.deps))
+    app = create_web_app(bot.deps, bot.ingress)
     app.router.add_get(r"/fail/{tail:[\s\S]*}", failing)
     runner, base = await start_site(app)
     forged = quote(FORGED_RECORD)
