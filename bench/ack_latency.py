@@ -36,7 +36,7 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bot.sandbox.slack import SlackSandbox, default_seed  # noqa: E402
+from sandbox.slack import SlackSandbox, default_seed  # noqa: E402
 
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench-token"

@@ -21,8 +21,8 @@ log = logging.getLogger("pmbot")
 def mount_sandbox(app: web.Application, deps: Deps) -> None:
     """Mount the local Slack workspace under /sandbox/ (and send / there) and the dev
     identity provider under /idp/."""
-    from bot.sandbox.idp import DevIdentityProvider, IdpClient, default_users
-    from bot.sandbox.slack import SlackSandbox, default_seed
+    from sandbox.idp import DevIdentityProvider, IdpClient, default_users
+    from sandbox.slack import SlackSandbox, default_seed
 
     settings = deps.settings
     sandbox = SlackSandbox(

@@ -20,14 +20,14 @@ import aiohttp
 from aiohttp import web
 
 from bot.ingress import SlackIngress
-from bot.sandbox.idp import DevIdentityProvider, IdpClient, IdpUser, default_users
-from bot.sandbox.idp import serve as serve_idp
-from bot.sandbox.slack import SlackSandbox, default_seed
-from bot.sandbox.slack.state import SandboxSeed
 from bot.settings import Settings, load_settings
 from bot.slack_app import build_bolt_app
 from bot.web import create_web_app
 from bot.wiring import Deps, open_deps
+from sandbox.idp import DevIdentityProvider, IdpClient, IdpUser, default_users
+from sandbox.idp import serve as serve_idp
+from sandbox.slack import SlackSandbox, default_seed
+from sandbox.slack.state import SandboxSeed
 
 SIGNING_SECRET = "test-signing-secret-5f1d2c"
 BOT_TOKEN = "xoxb-test-bot-token-9a8b7c"

@@ -20,10 +20,10 @@ from authz.ids import fga_user
 from authz.ports import Consistency
 from bot.errors import RelinkRequired
 from bot.identity.service import LinkFailed, LinkFailure
-from bot.sandbox.idp import IdpUser, default_users
-from bot.sandbox.slack import default_seed
-from bot.sandbox.slack.state import SandboxUser
 from bot.storage.models import LinkRequest, SlackLink
+from sandbox.idp import IdpUser, default_users
+from sandbox.slack import default_seed
+from sandbox.slack.state import SandboxUser
 from tests.support import TEAM, Harness, eventually, running_bot
 
 CSRF = re.compile(r"name=csrf value='([^']+)'")

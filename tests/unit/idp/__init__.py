@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from bot.sandbox.idp import DevIdentityProvider, IdpClient, default_users, s256
+from sandbox.idp import DevIdentityProvider, IdpClient, default_users, s256
 
 AUDIENCE = "https://pmbot.test/api"
 CALLBACK = "http://127.0.0.1:9/auth/callback"

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from bot.sandbox.idp import DevIdentityProvider, IdpClient, serve
+from sandbox.idp import DevIdentityProvider, IdpClient, serve
 from tests.unit.idp import (
     CALLBACK,
     authorize_params,

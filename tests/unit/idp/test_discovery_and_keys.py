@@ -22,7 +22,7 @@ from auth0.authentication.token_verifier import (
     TokenVerifier,
 )
 
-from bot.sandbox.idp import DevIdentityProvider, serve
+from sandbox.idp import DevIdentityProvider, serve
 from tests.unit.idp import (
     AUDIENCE,
     WEB_CLIENT,

@@ -14,7 +14,7 @@ import pytest
 from auth0.authentication import GetToken, RevokeToken, Users
 from auth0.authentication.exceptions import Auth0Error
 
-from bot.sandbox.idp import DevIdentityProvider, OAuthError, TokenRequest, serve
+from sandbox.idp import DevIdentityProvider, OAuthError, TokenRequest, serve
 from tests.unit.idp import (
     AUDIENCE,
     CALLBACK,

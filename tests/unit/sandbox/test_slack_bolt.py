@@ -12,7 +12,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.sandbox.slack import SlackSandbox, default_seed
+from sandbox.slack import SlackSandbox, default_seed
 
 from .test_slack_support import BOT_TOKEN, SIGNING_SECRET, serve
 

@@ -14,7 +14,7 @@ from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.sandbox.slack import SlackSandbox
+from sandbox.slack import SlackSandbox
 
 from .test_slack_support import BOT_TOKEN, Received, Receiver, running_sandbox
 
@@ -122,7 +122,7 @@ async def test_dm_to_the_bot_is_a_message_im_event(env: Env) -> None:
 
 
 async def test_non_member_cannot_post(env: Env) -> None:
-    from bot.sandbox.slack import SandboxError
+    from sandbox.slack import SandboxError
 
     with pytest.raises(SandboxError) as err:
         await env.sandbox.post_message("U0DAVE", "C0APOLLO", "let me in")
@@ -303,7 +303,7 @@ async def test_click_on_an_ephemeral_message(env: Env) -> None:
         channel="C0APOLLO", user="U0ALICE", text="Confirm?", blocks=BUTTONS
     )
     ts = posted["message_ts"]
-    from bot.sandbox.slack import SandboxError
+    from sandbox.slack import SandboxError
 
     with pytest.raises(SandboxError):
         # Bob cannot see alice's ephemeral message, let alone click it.
@@ -317,7 +317,7 @@ async def test_click_on_an_ephemeral_message(env: Env) -> None:
 
 
 async def test_click_unknown_action_is_refused(env: Env) -> None:
-    from bot.sandbox.slack import SandboxError
+    from sandbox.slack import SandboxError
 
     posted = await env.client.chat_postMessage(channel="C0APOLLO", text="x", blocks=BUTTONS)
     with pytest.raises(SandboxError) as err:

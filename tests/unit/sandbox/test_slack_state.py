@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.sandbox.slack import SandboxError, default_seed, sign
-from bot.sandbox.slack.state import TsClock, Workspace, validate_blocks
+from sandbox.slack import SandboxError, default_seed, sign
+from sandbox.slack.state import TsClock, Workspace, validate_blocks
 
 
 class FakeClock:

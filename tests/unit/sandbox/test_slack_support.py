@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-from bot.sandbox.slack import SlackSandbox, default_seed
+from sandbox.slack import SlackSandbox, default_seed
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-bot-token"

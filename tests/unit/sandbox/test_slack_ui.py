@@ -12,7 +12,7 @@ from aiohttp import web
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.sandbox.slack import SANDBOX_KEY, SlackSandbox, default_seed
+from sandbox.slack import SANDBOX_KEY, SlackSandbox, default_seed
 
 from .test_slack_support import (
     BOT_TOKEN,

@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.sandbox.slack import SandboxSeed, SandboxUser, SlackSandbox
+from sandbox.slack import SandboxSeed, SandboxUser, SlackSandbox
 
 from .test_slack_support import BOT_TOKEN, SIGNING_SECRET, Receiver, running_sandbox, serve
 

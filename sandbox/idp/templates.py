@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from bot.sandbox.idp.models import IdpUser
+from sandbox.idp.models import IdpUser
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;background:#f4f5f7;margin:0;padding:2rem;color:#1d1c1d}

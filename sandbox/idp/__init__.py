@@ -1,7 +1,7 @@
 """Auth0-compatible dev identity provider (embedded default and test fake)."""
 
-from bot.sandbox.idp.models import ALL_PERMISSIONS, IdpClient, IdpUser, default_users
-from bot.sandbox.idp.server import (
+from sandbox.idp.models import ALL_PERMISSIONS, IdpClient, IdpUser, default_users
+from sandbox.idp.server import (
     DevIdentityProvider,
     GrantHandler,
     OAuthError,

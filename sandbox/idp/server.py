@@ -32,16 +32,16 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from yarl import URL
 
-from bot.sandbox.idp import templates
-from bot.sandbox.idp.keys import ALGORITHM, KeyRing
-from bot.sandbox.idp.models import (
+from sandbox.idp import templates
+from sandbox.idp.keys import ALGORITHM, KeyRing
+from sandbox.idp.models import (
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
     GRANT_REFRESH_TOKEN,
     IdpClient,
     IdpUser,
 )
-from bot.sandbox.idp.store import Grant, IdpStore
+from sandbox.idp.store import Grant, IdpStore
 
 log = logging.getLogger(__name__)
 
