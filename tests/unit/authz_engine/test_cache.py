@@ -17,7 +17,7 @@ from authz.ports import (
     CheckRequest,
     Consistency,
 )
-from tests.unit.authz_engine.conftest import (
+from tests.fakes.authz import (
     CountingAuthorizer,
     FakeClock,
     MemoryAuthorizer,

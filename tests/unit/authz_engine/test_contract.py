@@ -23,7 +23,7 @@ from authz.ports import (
     Consistency,
     TupleKey,
 )
-from tests.unit.authz_engine.test_http_api import embedded_engine, serve_app
+from tests.fakes.authz import embedded_engine, serve_app
 
 PRODUCT_MODEL = Path(authz.__file__).resolve().parent / "model.fga"
 

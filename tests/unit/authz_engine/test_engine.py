@@ -34,7 +34,7 @@ from authz.ports import (
     CheckRequest,
     TupleKey,
 )
-from tests.unit.authz_engine.conftest import MODEL_DSL, T, deep_teams
+from tests.fakes.authz import MODEL_DSL, T, deep_teams
 
 ULID = re.compile(r"^[0-7][0-9ABCDEFGHJKMNPQRSTVWXYZ]{25}$")
 

@@ -22,7 +22,7 @@ from authz.factory import DEFAULT_MODEL_PATH, AuthzConfig, open_authorizer
 from authz.http_api import create_fga_app
 from authz.ports import AuthzValidationError
 from bot.storage.db import Database
-from tests.unit.authz_engine.conftest import T
+from tests.fakes.authz import T
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ OpenFGA's paths, status codes, JSON shapes and error bodies, on SQLite and Postg
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import socket
 from collections.abc import AsyncIterator
@@ -13,71 +12,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from authz.embedded.engine import EmbeddedEngine
 from authz.embedded.model import model_to_json, parse_dsl
 from authz.http_api import create_fga_app, serve_fga
-from bot.storage.db import Database
+from tests.fakes.authz import HTTP_MODEL, embedded_engine, serve_app, tk
 
 ULID = re.compile(r"^[0-9ABCDEFGHJKMNPQRSTVWXYZ]{26}$")
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-
-HTTP_MODEL = """
-model
-  schema 1.1
-
-type user
-
-type team
-  relations
-    define member: [user, team#member]
-
-type document
-  relations
-    define owner: [user]
-    define blocked: [user]
-    define viewer: [user, user:*, team#member] or owner
-    define can_view: viewer but not blocked
-"""
-
-
-# ------------------------------------------------------------------------------------------
-# Helpers shared with the other suites of this package (imported from here)
-# ------------------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def serve_app(app: web.Application) -> AsyncIterator[str]:
-    """Serves ``app`` on 127.0.0.1 on a free port; yields its base URL."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
-@contextlib.asynccontextmanager
-async def embedded_engine(database_url: str) -> AsyncIterator[EmbeddedEngine]:
-    """An embedded engine on the application's database configuration."""
-    db = Database(database_url)
-    engine = EmbeddedEngine(engine=db.engine, sync_interval=60.0)
-    await engine.start()
-    try:
-        yield engine
-    finally:
-        await engine.close()
-        await db.dispose()
-
-
-def tk(user: str, relation: str, object: str) -> dict[str, str]:
-    return {"user": user, "relation": relation, "object": object}
-
 
 # ------------------------------------------------------------------------------------------
 # Fixtures

@@ -33,7 +33,7 @@ from authz.ports import (
     Consistency,
     TupleKey,
 )
-from tests.unit.authz_engine.test_http_api import HTTP_MODEL, embedded_engine, serve_app
+from tests.fakes.authz import HTTP_MODEL, embedded_engine, serve_app
 
 VALIDATION_ERROR = OPENFGA_ERROR_CODES["validation_error"]
 

@@ -18,7 +18,7 @@ from authz.embedded.model import AuthorizationModel, parse_dsl
 from authz.ports import AuthzUnavailable, CheckRequest, Consistency
 from bot.storage.db import Database
 from tests.conftest import PG_ADMIN_URL
-from tests.unit.authz_engine.conftest import MODEL_DSL, FakeClock, T
+from tests.fakes.authz import MODEL_DSL, FakeClock, T
 
 HIGHER = Consistency.HIGHER_CONSISTENCY
 
