@@ -9,7 +9,7 @@ import pytest
 from yarl import URL
 
 from sandbox.idp import DevIdentityProvider, IdpClient, serve
-from tests.unit.idp import (
+from tests.fakes.idp import (
     CALLBACK,
     authorize_params,
     login,

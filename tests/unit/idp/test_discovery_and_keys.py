@@ -23,7 +23,7 @@ from auth0.authentication.token_verifier import (
 )
 
 from sandbox.idp import DevIdentityProvider, serve
-from tests.unit.idp import (
+from tests.fakes.idp import (
     AUDIENCE,
     WEB_CLIENT,
     authorize_params,

@@ -15,7 +15,7 @@ from auth0.authentication import GetToken, RevokeToken, Users
 from auth0.authentication.exceptions import Auth0Error
 
 from sandbox.idp import DevIdentityProvider, OAuthError, TokenRequest, serve
-from tests.unit.idp import (
+from tests.fakes.idp import (
     AUDIENCE,
     CALLBACK,
     NATIVE_CLIENT,

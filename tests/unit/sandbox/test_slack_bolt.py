@@ -13,8 +13,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from sandbox.slack import SlackSandbox, default_seed
-
-from .test_slack_support import BOT_TOKEN, SIGNING_SECRET, serve
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, serve
 
 APPROVAL: list[dict[str, Any]] = [
     {

@@ -15,8 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from sandbox.slack import SlackSandbox
-
-from .test_slack_support import BOT_TOKEN, Received, Receiver, running_sandbox
+from tests.fakes.slack import BOT_TOKEN, Received, Receiver, running_sandbox
 
 BUTTONS: list[dict[str, Any]] = [
     {"type": "section", "text": {"type": "mrkdwn", "text": "Delete *Apollo*?"}},
@@ -379,7 +378,7 @@ async def test_no_retry_header_stops_redelivery(env: Env) -> None:
 
     app = web.Application()
     app.router.add_post("/slack/events", no_retry)
-    from .test_slack_support import serve
+    from tests.fakes.slack import serve
 
     async with serve(app) as base:
         env.sandbox.events_url = base + "slack/events"

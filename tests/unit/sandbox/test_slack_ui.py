@@ -13,8 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from sandbox.slack import SANDBOX_KEY, SlackSandbox, default_seed
-
-from .test_slack_support import (
+from tests.fakes.slack import (
     BOT_TOKEN,
     SIGNING_SECRET,
     Receiver,

@@ -13,8 +13,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from sandbox.slack import SandboxSeed, SandboxUser, SlackSandbox
-
-from .test_slack_support import BOT_TOKEN, SIGNING_SECRET, Receiver, running_sandbox, serve
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, Receiver, running_sandbox, serve
 
 TS = re.compile(r"^\d{10}\.\d{6}$")
 BUTTONS: list[dict[str, Any]] = [
