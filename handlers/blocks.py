@@ -70,7 +70,13 @@ def help_text() -> str:
     return "pmbot commands: " + ", ".join(cmd for cmd, _ in COMMANDS)
 
 
-def capabilities_reply() -> str:
+def capabilities_reply(*, public: bool) -> str:
+    if public:
+        return (
+            "Hi! I'm pmbot, a project manager in Slack. I can't answer project questions, "
+            "schedule meetings or run approvals yet, and I won't pretend to. "
+            "`/pm help` lists what works today."
+        )
     return (
         "Hi! I'm pmbot, your project manager in Slack. Your account is linked, so I know who "
         "you are (`/pm whoami`). I can't answer project questions, schedule meetings or run "

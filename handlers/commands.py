@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from bot.errors import InputTooLong, UnknownCommand
 from bot.messages import user_message
 from bot.wiring import Deps
 from handlers import blocks
+from handlers.gate import identity_of, link_gate
 from handlers.home import publish_home
 
 MAX_COMMAND_TEXT = 4000
@@ -25,9 +26,10 @@ def parse(text: str) -> tuple[str, str]:
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
-    @app.command("/pm")
-    async def pm_command(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
-        # Ack at once (Slack's 3 s budget); every answer goes through response_url.
+    @app.command("/pm", middleware=[link_gate(deps)])
+    async def pm_command(
+        ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
         await ack()
         text = str(command.get("text") or "")
         team_id, user_id = str(command.get("team_id", "")), str(command.get("user_id", ""))
@@ -35,10 +37,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await respond(user_message(InputTooLong(len(text), MAX_COMMAND_TEXT)))
             return
         sub, _rest = parse(text)
-        identity = deps.identity
-        ttl = deps.settings.link_ttl_seconds
         if sub == "unlink":
-            removed = await identity.unlink(team_id, user_id)
+            removed = await deps.identity.unlink(team_id, user_id)
             await respond(
                 "Your account is unlinked and pmbot's access was revoked."
                 if removed
@@ -47,21 +47,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
             if removed:
                 await publish_home(deps, team_id, user_id)
             return
-        linked = await identity.get(team_id, user_id)
-        if sub == "link" and linked is not None:
-            # Ask before replacing a link: a stray /pm link must not cost the current one.
-            await respond(
-                text=blocks.relink_question_text(linked.display),
-                blocks=blocks.relink_question_blocks(linked.display),
-            )
+        if sub == "link":
+            await _link(deps, team_id, user_id, respond)
             return
-        if linked is None or sub == "link":
-            url = await identity.start_link(team_id, user_id)
-            prompt = blocks.link_prompt_blocks(url, ttl)
-            if sub == "help":
-                prompt += blocks.help_blocks()
-            await respond(text=blocks.link_prompt_text(url, ttl), blocks=prompt)
-            return
+        linked = identity_of(context)
         if sub == "whoami":
             await respond(
                 blocks.whoami_text(
@@ -78,3 +67,19 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         intro = user_message(UnknownCommand(sub))
         await respond(text=intro, blocks=blocks.help_blocks(intro))
+
+
+async def _link(deps: Deps, team_id: str, user_id: str, respond: AsyncRespond) -> None:
+    linked = await deps.identity.get(team_id, user_id)
+    if linked is not None:
+        # Ask before replacing a link: a stray /pm link must not cost the current one.
+        await respond(
+            text=blocks.relink_question_text(linked.display),
+            blocks=blocks.relink_question_blocks(linked.display),
+        )
+        return
+    ttl = deps.settings.link_ttl_seconds
+    url = await deps.identity.start_link(team_id, user_id)
+    await respond(
+        text=blocks.link_prompt_text(url, ttl), blocks=blocks.link_prompt_blocks(url, ttl)
+    )

@@ -1,21 +1,19 @@
-"""@mentions in channels: answer in the thread of the mention."""
+"""@mentions in channels: answer in the thread of the mention (behind the link gate)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncSay
+from slack_bolt.async_app import AsyncApp, AsyncSay
 
 from bot.wiring import Deps
 from handlers import blocks
-from handlers.gate import linked_or_prompt
+from handlers.gate import link_gate
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
-    @app.event("app_mention")
-    async def on_mention(event: dict[str, Any], say: AsyncSay, context: AsyncBoltContext) -> None:
-        team_id, user_id = str(context.team_id or ""), str(event.get("user", ""))
+    @app.event("app_mention", middleware=[link_gate(deps)])
+    async def on_mention(event: dict[str, Any], say: AsyncSay) -> None:
         thread = event.get("thread_ts") or event.get("ts")
-        if await linked_or_prompt(deps, team_id, user_id, str(event["channel"])) is None:
-            return
-        await say(text=blocks.capabilities_reply(), thread_ts=thread)
+        # Everyone in the channel reads this reply: nothing personal in it.
+        await say(text=blocks.capabilities_reply(public=True), thread_ts=thread)

@@ -1,27 +1,29 @@
-"""Direct messages to the bot."""
+"""Direct messages to the bot (behind the link gate)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncSay
+from slack_bolt.async_app import AsyncApp, AsyncSay
 
 from bot.wiring import Deps
 from handlers import blocks
-from handlers.gate import linked_or_prompt
+from handlers.gate import link_gate
 
 # Subtypes that are edits, deletions, joins...: not a person talking to the bot.
 _IGNORED_SUBTYPES = {"message_changed", "message_deleted", "bot_message", "channel_join"}
 
 
+async def _a_person_in_a_dm(event: dict[str, Any]) -> bool:
+    return (
+        event.get("channel_type") == "im"
+        and not event.get("bot_id")
+        and event.get("subtype") not in _IGNORED_SUBTYPES
+    )
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
-    @app.event("message")
-    async def on_message(event: dict[str, Any], say: AsyncSay, context: AsyncBoltContext) -> None:
-        if event.get("channel_type") != "im":
-            return
-        if event.get("bot_id") or event.get("subtype") in _IGNORED_SUBTYPES:
-            return
-        team_id, user_id = str(context.team_id or ""), str(event.get("user", ""))
-        if await linked_or_prompt(deps, team_id, user_id, str(event["channel"])) is None:
-            return
-        await say(text=blocks.capabilities_reply())
+    # The matcher runs before the gate: other messages neither pass it nor get a prompt.
+    @app.event("message", matchers=[_a_person_in_a_dm], middleware=[link_gate(deps)])
+    async def on_message(say: AsyncSay) -> None:
+        await say(text=blocks.capabilities_reply(public=False))

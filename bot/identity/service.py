@@ -237,12 +237,29 @@ class IdentityService:
     # -- linking ----------------------------------------------------------------
 
     async def start_link(self, team_id: str, slack_user_id: str) -> str:
-        """A one-time URL that links this Slack user (valid ``link_ttl``, single use)."""
+        """A one-time URL that links this Slack user (valid ``link_ttl``, single use; a live
+        one is reused)."""
         if not (_SLACK_ID.fullmatch(team_id) and _SLACK_ID.fullmatch(slack_user_id)):
             raise ValueError("not a Slack team and user id")
+        now = _now()
+        async with self._db.session() as session:
+            # A person who writes three times before opening the link gets one link, not
+            # three: a live request with at least half its life left is given again.
+            live = await session.scalar(
+                select(LinkRequest.id)
+                .where(
+                    LinkRequest.team_id == team_id,
+                    LinkRequest.slack_user_id == slack_user_id,
+                    LinkRequest.started_at.is_(None),
+                    LinkRequest.expires_at > now + self._ttl / 2,
+                )
+                .order_by(LinkRequest.expires_at.desc())
+                .limit(1)
+            )
+        if live is not None:
+            return f"{self._link_base_url}/auth/link/{live}"
         verifier, _ = pkce_pair()
         request_id = secrets.token_urlsafe(32)
-        now = _now()
         async with self._db.session() as session:
             session.add(
                 LinkRequest(

@@ -106,6 +106,17 @@ async def test_link_whoami_and_unlink_through_slack(bot: Harness) -> None:
     )
 
 
+async def test_link_prompts_reuse_one_live_link(bot: Harness) -> None:
+    """Three messages before opening the link give the same link, not three."""
+    urls = {await bot.deps.identity.start_link(TEAM, "U0CAROL") for _ in range(3)}
+    assert len(urls) == 1
+    (first,) = urls
+    async with browser() as b:
+        await bot.open_link_in_browser(first, b)
+    # Once started, a new prompt gets a new link.
+    assert await bot.deps.identity.start_link(TEAM, "U0CAROL") != first
+
+
 async def test_unlinked_users_only_get_an_ephemeral_link_prompt(bot: Harness) -> None:
     posted = await bot.sandbox.post_message("U0BOB", "C0GENERAL", "<@U0PMBOT> status of Apollo?")
     prompt = await eventually(lambda: bot.sandbox.messages("C0GENERAL", viewer="U0BOB")[1:])
@@ -141,7 +152,18 @@ async def test_linked_users_are_answered(bot: Harness) -> None:
             if m.get("thread_ts") == posted["ts"]
         ]
     )
-    assert "linked" in reply[0]["text"]
+    # Everyone in #general reads the reply: it is not about Bob's account.
+    assert "I'm pmbot" in reply[0]["text"] and "linked" not in reply[0]["text"]
+    await bot.sandbox.post_message("U0BOB", await bot.dm_channel("U0BOB"), "hi")
+    dm = await bot.dm_channel("U0BOB")
+    answer = await eventually(
+        lambda: [
+            m
+            for m in from_bot(bot.sandbox.messages(dm))
+            if "Your account is linked" in m.get("text", "")
+        ]
+    )
+    assert answer
 
 
 async def test_home_shows_the_link_state(bot: Harness) -> None:
