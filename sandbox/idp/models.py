@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sandbox.people import PEOPLE
+
 #: The Auth0 RBAC permissions of the pmbot API, most to least powerful.
 ALL_PERMISSIONS: tuple[str, ...] = (
     "read:projects",
@@ -65,19 +67,19 @@ def default_users() -> list[IdpUser]:
     ``sub`` is ``auth0|<handle>``, the email ``<handle>@example.com`` and the password
     ``<handle>-password``: for local development only, and shown on the login page.
     """
-    seeds: list[tuple[str, str, list[str]]] = [
-        ("alice", "Alice Anders", list(ALL_PERMISSIONS)),
-        ("bob", "Bob Berg", ["read:projects", "write:projects"]),
-        ("carol", "Carol Chen", ["read:projects"]),
-        ("dave", "Dave Diaz", []),
-    ]
+    permissions = {
+        "alice": list(ALL_PERMISSIONS),
+        "bob": ["read:projects", "write:projects"],
+        "carol": ["read:projects"],
+        "dave": [],
+    }
     return [
         IdpUser(
-            sub=f"auth0|{handle}",
-            email=f"{handle}@example.com",
-            name=name,
-            password=f"{handle}-password",
-            permissions=permissions,
+            sub=f"auth0|{p.handle}",
+            email=p.email,
+            name=p.name,
+            password=f"{p.handle}-password",
+            permissions=permissions.get(p.handle, []),
         )
-        for handle, name, permissions in seeds
+        for p in PEOPLE
     ]

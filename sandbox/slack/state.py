@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.people import PEOPLE
+
 JsonDict = dict[str, Any]
 
 SLACKBOT_ID = "USLACKBOT"
@@ -52,12 +54,7 @@ class SandboxSeed:
 
 def default_seed() -> SandboxSeed:
     """The workspace the embedded default and the tests start from."""
-    humans = [
-        SandboxUser("U0ALICE", "alice", "Alice Anders", "alice@example.com"),
-        SandboxUser("U0BOB", "bob", "Bob Brown", "bob@example.com"),
-        SandboxUser("U0CAROL", "carol", "Carol Chen", "carol@example.com"),
-        SandboxUser("U0DAVE", "dave", "Dave Diaz", "dave@example.com"),
-    ]
+    humans = [SandboxUser(p.slack_id, p.handle, p.name, p.email) for p in PEOPLE]
     bot = SandboxUser("U0PMBOT", "pmbot", "pmbot", "pmbot@example.com", is_bot=True)
     everyone = [u.id for u in humans] + [bot.id]
     return SandboxSeed(

@@ -319,7 +319,7 @@ async def test_userinfo(idp: Idp) -> None:
     info = await asyncio.to_thread(users.userinfo, tokens["access_token"])
     assert info == {
         "sub": "auth0|bob",
-        "name": "Bob Berg",
+        "name": "Bob Brown",
         "nickname": "bob",
         "email": "bob@example.com",
         "email_verified": True,
