@@ -9,9 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authz.embedded.engine import EmbeddedEngine
 from authz.embedded.model import AuthorizationModel, model_from_json, model_to_json
-from authz.embedded.sqlstore import CODE_STORE_ID_NOT_FOUND
 from authz.factory import AuthzConfig, load_model, openfga_target
-from authz.ports import AuthzError, AuthzUnavailable, AuthzValidationError, Consistency
+from authz.ports import (
+    AuthzError,
+    AuthzUnavailable,
+    AuthzValidationError,
+    Consistency,
+    ErrorCode,
+)
 
 
 async def fga_push(config: AuthzConfig, *, engine: AsyncEngine) -> str:
@@ -56,7 +61,7 @@ async def fga_check(
         stores = [s for s in await embedded.list_stores() if s.name == config.store_name]
         if not stores:
             raise AuthzValidationError(
-                CODE_STORE_ID_NOT_FOUND,
+                ErrorCode.store_id_not_found,
                 f"there is no authorization store named '{config.store_name}' "
                 "(`pmbot fga push` creates it)",
             )

@@ -75,6 +75,7 @@ from authz.ports import (
     AuthzValidationError,
     CheckRequest,
     Consistency,
+    ErrorCode,
     TupleKey,
 )
 from authz.validation import OBJECT, OBJECT_ID, RELATION, TYPE, USER
@@ -84,62 +85,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# OpenFGA's ErrorCode enum (openfga/api proto): name -> number.
-OPENFGA_ERROR_CODES: Final[Mapping[str, int]] = {
-    "no_error": 0,
-    "validation_error": 2000,
-    "authorization_model_not_found": 2001,
-    "authorization_model_resolution_too_complex": 2002,
-    "invalid_write_input": 2003,
-    "cannot_allow_duplicate_tuples_in_one_request": 2004,
-    "cannot_allow_duplicate_types_in_one_request": 2005,
-    "cannot_allow_multiple_references_to_one_relation": 2006,
-    "invalid_continuation_token": 2007,
-    "invalid_tuple_set": 2008,
-    "invalid_check_input": 2009,
-    "invalid_expand_input": 2010,
-    "unsupported_user_set": 2011,
-    "invalid_object_format": 2012,
-    "write_failed_due_to_invalid_input": 2017,
-    "authorization_model_assertions_not_found": 2018,
-    "latest_authorization_model_not_found": 2020,
-    "type_not_found": 2021,
-    "relation_not_found": 2022,
-    "empty_relation_definition": 2023,
-    "invalid_user": 2025,
-    "invalid_tuple": 2027,
-    "unknown_relation": 2028,
-    "store_id_invalid_length": 2030,
-    "assertions_too_many_items": 2033,
-    "id_too_long": 2034,
-    "authorization_model_id_too_long": 2036,
-    "tuple_key_value_not_specified": 2037,
-    "tuple_keys_too_many_or_too_few_items": 2038,
-    "page_size_invalid": 2039,
-    "param_missing_value": 2040,
-    "difference_base_missing_value": 2041,
-    "subtract_base_missing_value": 2042,
-    "object_too_long": 2043,
-    "relation_too_long": 2044,
-    "type_definitions_too_few_items": 2045,
-    "type_invalid_length": 2046,
-    "type_invalid_pattern": 2047,
-    "relations_too_few_items": 2048,
-    "relations_too_long": 2049,
-    "relations_invalid_pattern": 2050,
-    "object_invalid_pattern": 2051,
-    "query_string_type_continuation_token_mismatch": 2052,
-    "exceeded_entity_limit": 2053,
-    "invalid_contextual_tuple": 2054,
-    "duplicate_contextual_tuple": 2055,
-    "invalid_authorization_model": 2056,
-    "unsupported_schema_version": 2057,
-    "cancelled": 2058,
-    "invalid_start_time": 2059,
-}
-OPENFGA_ERROR_NAMES: Final[Mapping[int, str]] = {v: k for k, v in OPENFGA_ERROR_CODES.items()}
-# OpenFGA's NotFoundErrorCode store_id_not_found (answered with HTTP 404).
-STORE_ID_NOT_FOUND: Final = 5002
+_TOO_COMPLEX: Final = ErrorCode.authorization_model_resolution_too_complex
 
 # OpenFGA's server defaults.
 MAX_CONTEXTUAL_TUPLES: Final = 100
@@ -186,13 +132,8 @@ class ApiError(Exception):
         self.message = message
 
 
-def _invalid(message: str, code: str = "validation_error") -> ApiError:
-    return ApiError(400, code, message)
-
-
-def error_code_name(code: int) -> str:
-    """OpenFGA's name for a numeric error code (``validation_error`` when unknown)."""
-    return OPENFGA_ERROR_NAMES.get(code, "validation_error")
+def _invalid(message: str, code: ErrorCode = ErrorCode.validation_error) -> ApiError:
+    return ApiError(400, code.name, message)
 
 
 def _json_response(body: Json, status: int = 200) -> web.Response:
@@ -338,9 +279,9 @@ def _decode_offset(token: str) -> int:
     try:
         offset = json.loads(base64.urlsafe_b64decode(token.encode()))["o"]
     except (ValueError, KeyError, TypeError, binascii.Error):
-        raise _invalid("Invalid continuation token", "invalid_continuation_token") from None
+        raise _invalid("Invalid continuation token", ErrorCode.invalid_continuation_token) from None
     if not isinstance(offset, int) or offset < 0:
-        raise _invalid("Invalid continuation token", "invalid_continuation_token")
+        raise _invalid("Invalid continuation token", ErrorCode.invalid_continuation_token)
     return offset
 
 
@@ -394,15 +335,17 @@ def _check_error_json(exc: Exception) -> Json:
     """The ``CheckError`` of one BatchCheck item (OpenFGA's ``input_error`` for invalid input
     and the depth limit, ``internal_error`` otherwise)."""
     if isinstance(exc, AuthzValidationError):
-        return {"input_error": error_code_name(exc.code), "message": exc.message}
+        return {
+            "input_error": ErrorCode.input_error_numbered(exc.code).name,
+            "message": exc.message,
+        }
     if isinstance(exc, AuthzEvaluationError) and _is_too_complex(exc):
-        return {"input_error": "authorization_model_resolution_too_complex", "message": str(exc)}
+        return {"input_error": _TOO_COMPLEX.name, "message": str(exc)}
     return {"internal_error": "internal_error", "message": str(exc) or "internal error"}
 
 
 def _is_too_complex(exc: AuthzEvaluationError) -> bool:
-    code = getattr(exc, "code", None)
-    return code == OPENFGA_ERROR_CODES["authorization_model_resolution_too_complex"]
+    return getattr(exc, "code", None) == _TOO_COMPLEX
 
 
 # ------------------------------------------------------------------------------------------
@@ -635,7 +578,7 @@ class _FgaApi:
         except AuthzValidationError as exc:
             # Every model that fails the type system's rules is OpenFGA's
             # invalid_authorization_model, whatever detail the parser reports.
-            raise _invalid(exc.message, "invalid_authorization_model") from None
+            raise _invalid(exc.message, ErrorCode.invalid_authorization_model) from None
         model_id = await self.engine.write_model(store_id, model)
         return _json_response({"authorization_model_id": model_id}, 201)
 
@@ -848,7 +791,7 @@ def _store_id(request: web.Request, message: str) -> str:
 
 
 def _store_not_found() -> ApiError:
-    return ApiError(404, "store_id_not_found", "store ID not found")
+    return ApiError(404, ErrorCode.store_id_not_found.name, "store ID not found")
 
 
 def _write_part(
@@ -875,13 +818,13 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except ApiError as exc:
         return _error_response(exc.status, exc.code, exc.message)
     except AuthzValidationError as exc:
-        if isinstance(exc, StoreNotFoundError) or exc.code == STORE_ID_NOT_FOUND:
+        if isinstance(exc, StoreNotFoundError) or exc.code == ErrorCode.store_id_not_found:
             missing = _store_not_found()
             return _error_response(missing.status, missing.code, missing.message)
-        return _error_response(400, error_code_name(exc.code), exc.message)
+        return _error_response(400, ErrorCode.input_error_numbered(exc.code).name, exc.message)
     except AuthzEvaluationError as exc:
         if _is_too_complex(exc):
-            return _error_response(400, "authorization_model_resolution_too_complex", str(exc))
+            return _error_response(400, _TOO_COMPLEX.name, str(exc))
         log.warning("fga api: evaluation failed: %s", exc)
         return _error_response(500, "internal_error", str(exc) or "Internal Server Error")
     except AuthzUnavailable as exc:

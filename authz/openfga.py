@@ -7,7 +7,7 @@ Error mapping (the port's contract, fail closed):
   never retries connection errors), 401/403 (credentials refused), 404 (unknown store) and
   any answer that cannot be understood raise :class:`AuthzUnavailable`;
 * HTTP 400 raises :class:`AuthzValidationError` with OpenFGA's numeric code (the SDK exposes
-  the code's name, mapped with :data:`OPENFGA_ERROR_CODES`), except
+  the code's name, mapped with :class:`~authz.ports.ErrorCode`), except
   ``authorization_model_resolution_too_complex`` (the depth limit), which is an
   :class:`AuthzEvaluationError`;
 * requests the SDK refuses before sending (malformed arguments) raise
@@ -50,7 +50,6 @@ from openfga_sdk.exceptions import (
     ValidationException,
 )
 
-from authz.http_api import OPENFGA_ERROR_CODES
 from authz.ports import (
     AuthzError,
     AuthzEvaluationError,
@@ -59,6 +58,7 @@ from authz.ports import (
     BatchItemResult,
     CheckRequest,
     Consistency,
+    ErrorCode,
     ReadResult,
     TupleKey,
 )
@@ -85,14 +85,9 @@ MAX_TUPLES_PER_WRITE: Final = 100
 #: BatchCheck requests in flight at once for one ``batch_check`` call.
 MAX_PARALLEL_BATCHES: Final = 4
 
-_TOO_COMPLEX: Final = "authorization_model_resolution_too_complex"
-_WRITE_CONFLICT: Final = OPENFGA_ERROR_CODES["write_failed_due_to_invalid_input"]
+_TOO_COMPLEX: Final = ErrorCode.authorization_model_resolution_too_complex.name
+_WRITE_CONFLICT: Final = ErrorCode.write_failed_due_to_invalid_input
 _NO_ERROR_CODES: Final = frozenset({"", "no_error", "no_internal_error"})
-
-
-def error_code_number(name: str | None) -> int:
-    """OpenFGA's number for an error code name (``validation_error``'s when unknown)."""
-    return OPENFGA_ERROR_CODES.get(name or "", OPENFGA_ERROR_CODES["validation_error"])
 
 
 @contextlib.contextmanager
@@ -107,9 +102,9 @@ def _sdk_errors(operation: str) -> Iterator[None]:
         message = exc.error_message or str(exc)
         if code == _TOO_COMPLEX:
             raise AuthzEvaluationError(message) from exc
-        raise AuthzValidationError(error_code_number(code), message) from exc
+        raise AuthzValidationError(ErrorCode.input_error_named(code), message) from exc
     except (FgaValidationException, ApiValueError) as exc:
-        raise AuthzValidationError(OPENFGA_ERROR_CODES["validation_error"], str(exc)) from exc
+        raise AuthzValidationError(ErrorCode.validation_error, str(exc)) from exc
     except ApiException as exc:
         status = exc.status
         hint = ""
@@ -337,13 +332,11 @@ class OpenFgaAuthorizer:
     ) -> list[str]:
         obj_type, sep, obj_id = object.partition(":")
         if not sep or not obj_type or not obj_id:
-            raise AuthzValidationError(
-                OPENFGA_ERROR_CODES["validation_error"], f"invalid object '{object}'"
-            )
+            raise AuthzValidationError(ErrorCode.validation_error, f"invalid object '{object}'")
         if len(user_filters) != 1:
             # OpenFGA's rule (the embedded engine applies it too).
             raise AuthzValidationError(
-                OPENFGA_ERROR_CODES["validation_error"], "exactly one user filter is required"
+                ErrorCode.validation_error, "exactly one user filter is required"
             )
         f_type, _, f_relation = user_filters[0].partition("#")
         body = ClientListUsersRequest(

@@ -66,8 +66,12 @@ class BatchItemResult:
 
 
 class ErrorCode(enum.IntEnum):
-    """OpenFGA error codes (openfga/api ``ErrorCode`` and ``NotFoundErrorCode``)."""
+    """OpenFGA's numeric error codes, each under OpenFGA's name for it (openfga/api
+    ``errors.proto``): the input errors of the ``ErrorCode`` enum (answered with HTTP 400, and
+    a BatchCheck item's ``input_error``) and ``NotFoundErrorCode.store_id_not_found`` (HTTP
+    404). The one definition of these numbers and names in pmbot."""
 
+    no_error = 0
     validation_error = 2000
     authorization_model_not_found = 2001
     authorization_model_resolution_too_complex = 2002
@@ -93,9 +97,52 @@ class ErrorCode(enum.IntEnum):
     store_id_invalid_length = 2030
     assertions_too_many_items = 2033
     id_too_long = 2034
+    authorization_model_id_too_long = 2036
+    tuple_key_value_not_specified = 2037
+    tuple_keys_too_many_or_too_few_items = 2038
+    page_size_invalid = 2039
+    param_missing_value = 2040
+    difference_base_missing_value = 2041
+    subtract_base_missing_value = 2042
+    object_too_long = 2043
+    relation_too_long = 2044
+    type_definitions_too_few_items = 2045
+    type_invalid_length = 2046
+    type_invalid_pattern = 2047
+    relations_too_few_items = 2048
+    relations_too_long = 2049
+    relations_invalid_pattern = 2050
+    object_invalid_pattern = 2051
+    query_string_type_continuation_token_mismatch = 2052
+    exceeded_entity_limit = 2053
+    invalid_contextual_tuple = 2054
+    duplicate_contextual_tuple = 2055
     invalid_authorization_model = 2056
     unsupported_schema_version = 2057
+    cancelled = 2058
+    invalid_start_time = 2059
     store_id_not_found = 5002
+
+    @property
+    def is_input_error(self) -> bool:
+        """Whether the code belongs to OpenFGA's ``ErrorCode`` enum (input errors and
+        ``no_error``), as opposed to ``store_id_not_found`` (a ``NotFoundErrorCode``)."""
+        return self.value < 5000
+
+    @classmethod
+    def input_error_numbered(cls, code: int) -> ErrorCode:
+        """The input error numbered ``code``; ``validation_error`` for any other number."""
+        try:
+            found = cls(code)
+        except ValueError:
+            return cls.validation_error
+        return found if found.is_input_error else cls.validation_error
+
+    @classmethod
+    def input_error_named(cls, name: str | None) -> ErrorCode:
+        """The input error called ``name``; ``validation_error`` for any other name."""
+        found = cls.__members__.get(name or "")
+        return found if found is not None and found.is_input_error else cls.validation_error
 
 
 class AuthzError(Exception):

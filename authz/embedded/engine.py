@@ -63,20 +63,12 @@ from authz.ports import (
     BatchItemResult,
     CheckRequest,
     Consistency,
+    ErrorCode,
     ReadResult,
     TupleKey,
 )
 
 __all__ = [
-    "CODE_AUTHORIZATION_MODEL_NOT_FOUND",
-    "CODE_CANNOT_ALLOW_DUPLICATE_TUPLES_IN_ONE_REQUEST",
-    "CODE_EXCEEDED_ENTITY_LIMIT",
-    "CODE_INVALID_CONTINUATION_TOKEN",
-    "CODE_INVALID_WRITE_INPUT",
-    "CODE_LATEST_AUTHORIZATION_MODEL_NOT_FOUND",
-    "CODE_RELATION_NOT_FOUND",
-    "CODE_TYPE_NOT_FOUND",
-    "CODE_VALIDATION_ERROR",
     "MAX_TUPLES_PER_WRITE",
     "ChangesPage",
     "EmbeddedEngine",
@@ -88,17 +80,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# OpenFGA's numeric error codes (openfga/api errors.proto) for the errors raised here.
-CODE_VALIDATION_ERROR: Final = 2000
-CODE_AUTHORIZATION_MODEL_NOT_FOUND: Final = 2001
-CODE_INVALID_WRITE_INPUT: Final = 2003
-CODE_CANNOT_ALLOW_DUPLICATE_TUPLES_IN_ONE_REQUEST: Final = 2004
-CODE_INVALID_CONTINUATION_TOKEN: Final = 2007
-CODE_LATEST_AUTHORIZATION_MODEL_NOT_FOUND: Final = 2020
-CODE_TYPE_NOT_FOUND: Final = 2021
-CODE_RELATION_NOT_FOUND: Final = 2022
-CODE_EXCEEDED_ENTITY_LIMIT: Final = 2053
 
 MAX_TUPLES_PER_WRITE: Final = 100
 MAX_PAGE_SIZE: Final = 100
@@ -173,11 +154,13 @@ def _decode_token(token: str) -> dict[str, Any]:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         payload = None
     if not isinstance(payload, dict):
-        raise AuthzValidationError(CODE_INVALID_CONTINUATION_TOKEN, "Invalid continuation token")
+        raise AuthzValidationError(
+            ErrorCode.invalid_continuation_token, "Invalid continuation token"
+        )
     return payload
 
 
-def _invalid(message: str, code: int = CODE_VALIDATION_ERROR) -> AuthzValidationError:
+def _invalid(message: str, code: ErrorCode = ErrorCode.validation_error) -> AuthzValidationError:
     return AuthzValidationError(code, message)
 
 
@@ -435,7 +418,7 @@ class EmbeddedEngine:
         if latest is None:
             raise _invalid(
                 f"No authorization models found for store '{store_id}'",
-                CODE_LATEST_AUTHORIZATION_MODEL_NOT_FOUND,
+                ErrorCode.latest_authorization_model_not_found,
             )
         return latest
 
@@ -446,7 +429,8 @@ class EmbeddedEngine:
         text = await self.sql.get_model(store_id, model_id)
         if text is None:
             raise _invalid(
-                f"Authorization Model '{model_id}' not found", CODE_AUTHORIZATION_MODEL_NOT_FOUND
+                f"Authorization Model '{model_id}' not found",
+                ErrorCode.authorization_model_not_found,
             )
         model = self._models[(store_id, model_id)] = _model_from_text(text)
         return model
@@ -460,7 +444,7 @@ class EmbeddedEngine:
             if model_id is None:
                 raise _invalid(
                     f"No authorization models found for store '{state.store_id}'",
-                    CODE_LATEST_AUTHORIZATION_MODEL_NOT_FOUND,
+                    ErrorCode.latest_authorization_model_not_found,
                 )
         return model_id, await self._load_model(state.store_id, model_id)
 
@@ -631,13 +615,13 @@ class EmbeddedEngine:
         if total == 0:
             raise _invalid(
                 "Invalid input. Make sure you provide at least one write or delete",
-                CODE_INVALID_WRITE_INPUT,
+                ErrorCode.invalid_write_input,
             )
         if total > MAX_TUPLES_PER_WRITE:
             raise _invalid(
                 "The number of write operations exceeds the allowed limit of "
                 f"{MAX_TUPLES_PER_WRITE}",
-                CODE_EXCEEDED_ENTITY_LIMIT,
+                ErrorCode.exceeded_entity_limit,
             )
         seen: set[TupleKey] = set()
         for t in (*writes, *deletes):
@@ -645,7 +629,7 @@ class EmbeddedEngine:
                 raise _invalid(
                     f"duplicate tuple in write: user: '{t.user}', relation: '{t.relation}', "
                     f"object: '{t.object}'",
-                    CODE_CANNOT_ALLOW_DUPLICATE_TUPLES_IN_ONE_REQUEST,
+                    ErrorCode.cannot_allow_duplicate_tuples_in_one_request,
                 )
             seen.add(t)
         if writes:
@@ -726,7 +710,7 @@ class EmbeddedEngine:
                 or len(key) != 3
                 or not all(isinstance(v, str) for v in key)
             ):
-                raise _invalid("Invalid continuation token", CODE_INVALID_CONTINUATION_TOKEN)
+                raise _invalid("Invalid continuation token", ErrorCode.invalid_continuation_token)
             after = (key[0], key[1], key[2])
         elif await self.sql.get_store(store_id) is None:
             raise StoreNotFoundError(store_id)
@@ -762,10 +746,10 @@ class EmbeddedEngine:
         except AuthzValidationError:
             return
         if not model.has_type(object_type):
-            raise _invalid(f"type '{object_type}' not found", CODE_TYPE_NOT_FOUND)
+            raise _invalid(f"type '{object_type}' not found", ErrorCode.type_not_found)
         if relation is not None and model.relation(object_type, relation) is None:
             raise _invalid(
-                f"relation '{object_type}#{relation}' not found", CODE_RELATION_NOT_FOUND
+                f"relation '{object_type}#{relation}' not found", ErrorCode.relation_not_found
             )
 
     async def read_changes(
@@ -787,7 +771,7 @@ class EmbeddedEngine:
             payload = _decode_token(continuation_token)
             p = payload.get("p")
             if not isinstance(p, int) or isinstance(p, bool) or p < 0 or payload.get("t") != type:
-                raise _invalid("Invalid continuation token", CODE_INVALID_CONTINUATION_TOKEN)
+                raise _invalid("Invalid continuation token", ErrorCode.invalid_continuation_token)
             position = p
         elif await self.sql.get_store(store_id) is None:
             raise StoreNotFoundError(store_id)

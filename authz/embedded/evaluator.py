@@ -61,25 +61,18 @@ from authz.embedded.model import (
     Union,
     iter_leaves,
 )
-from authz.ports import AuthzEvaluationError, AuthzValidationError, TupleKey
+from authz.ports import AuthzEvaluationError, AuthzValidationError, ErrorCode, TupleKey
 
 DEFAULT_MAX_DEPTH: Final = 25
 #: Evaluation steps (sub-problems) one request may take before it is abandoned.
 DEFAULT_MAX_STEPS: Final = 200_000
-
-# OpenFGA error codes (openfga/api ErrorCode) used by the evaluator.
-CODE_VALIDATION_ERROR: Final = 2000
-CODE_RESOLUTION_TOO_COMPLEX: Final = 2002
-CODE_TYPE_NOT_FOUND: Final = 2021
-CODE_RELATION_NOT_FOUND: Final = 2022
-CODE_INVALID_TUPLE: Final = 2027
 
 
 class ResolutionTooComplexError(AuthzEvaluationError):
     """The depth limit was reached before a decision could be made (OpenFGA's
     ``authorization_model_resolution_too_complex``)."""
 
-    code: int = CODE_RESOLUTION_TOO_COMPLEX
+    code: int = ErrorCode.authorization_model_resolution_too_complex.value
 
     def __init__(self) -> None:
         super().__init__(
@@ -1172,7 +1165,7 @@ class _CheckRun:
             level = following
 
 
-def _validation(code: int, message: str) -> AuthzValidationError:
+def _validation(code: ErrorCode, message: str) -> AuthzValidationError:
     return AuthzValidationError(code, message)
 
 
@@ -1207,14 +1200,16 @@ class Evaluator:
         for t in contextual_tuples:
             problem = tuple_problem(self.model, t)
             if problem is not None:
-                raise _validation(CODE_INVALID_TUPLE, f"Invalid tuple '{t}'. Reason: {problem}")
+                raise _validation(
+                    ErrorCode.invalid_tuple, f"Invalid tuple '{t}'. Reason: {problem}"
+                )
         return (self.tuples, MemoryTupleStore(contextual_tuples))
 
     def _run(self, stores: tuple[MemoryTupleStore, ...], user: str) -> _CheckRun:
         profile = self._analysis.profile(user)
         if profile is None:
             problem = user_problem(self.model, user) or "invalid user"
-            raise _validation(CODE_VALIDATION_ERROR, f"invalid 'user' value: {problem}")
+            raise _validation(ErrorCode.validation_error, f"invalid 'user' value: {problem}")
         return _CheckRun(self._analysis, stores, user, profile, self.max_depth, self.max_steps)
 
     @staticmethod
@@ -1228,9 +1223,11 @@ class Evaluator:
 
     def _target_relation(self, type: str, relation: str) -> None:
         if not self.model.has_type(type):
-            raise _validation(CODE_TYPE_NOT_FOUND, f"type '{type}' not found")
+            raise _validation(ErrorCode.type_not_found, f"type '{type}' not found")
         if self.model.relation(type, relation) is None:
-            raise _validation(CODE_RELATION_NOT_FOUND, f"relation '{type}#{relation}' not found")
+            raise _validation(
+                ErrorCode.relation_not_found, f"relation '{type}#{relation}' not found"
+            )
 
     # -- Check ----------------------------------------------------------------------------------
 
@@ -1248,7 +1245,7 @@ class Evaluator:
             or (m.group(1), relation) not in analysis.rels
         ):
             problem = key_problem(self.model, user, relation, object) or "invalid request"
-            raise _validation(CODE_VALIDATION_ERROR, f"Invalid check request: {problem}")
+            raise _validation(ErrorCode.validation_error, f"Invalid check request: {problem}")
         stores = (self.tuples,) if not contextual_tuples else self._stores(contextual_tuples)
         run = _CheckRun(analysis, stores, user, profile, self.max_depth, self.max_steps)
         result = run.resolve(object, relation, 0)
@@ -1274,7 +1271,7 @@ class Evaluator:
         self._target_relation(type, relation)
         problem = user_problem(self.model, user)
         if problem is not None:
-            raise _validation(CODE_VALIDATION_ERROR, f"invalid 'user' value: {problem}")
+            raise _validation(ErrorCode.validation_error, f"invalid 'user' value: {problem}")
         expansion = _ReverseExpansion(
             self._analysis, stores, type, relation, self.max_depth, self.max_steps
         )
@@ -1304,17 +1301,21 @@ class Evaluator:
         ``type#relation`` filter, directly related objects of that type are returned too,
         and exclusions whose subtracted side meets a cycle contribute nobody."""
         if not is_valid_object(object) or object.endswith(":*"):
-            raise _validation(CODE_VALIDATION_ERROR, f"invalid object '{object}'")
+            raise _validation(ErrorCode.validation_error, f"invalid object '{object}'")
         if len(user_filters) != 1:
-            raise _validation(CODE_VALIDATION_ERROR, "exactly one user filter is required")
+            raise _validation(ErrorCode.validation_error, "exactly one user filter is required")
         stores = self._stores(contextual_tuples)
         f_type, sep, f_rel = user_filters[0].partition("#")
         if not f_type or (sep and not f_rel):
-            raise _validation(CODE_VALIDATION_ERROR, f"invalid user filter '{user_filters[0]}'")
+            raise _validation(
+                ErrorCode.validation_error, f"invalid user filter '{user_filters[0]}'"
+            )
         if not self.model.has_type(f_type):
-            raise _validation(CODE_TYPE_NOT_FOUND, f"type '{f_type}' not found")
+            raise _validation(ErrorCode.type_not_found, f"type '{f_type}' not found")
         if sep and self.model.relation(f_type, f_rel) is None:
-            raise _validation(CODE_RELATION_NOT_FOUND, f"relation '{f_type}#{f_rel}' not found")
+            raise _validation(
+                ErrorCode.relation_not_found, f"relation '{f_type}#{f_rel}' not found"
+            )
         obj_type = object.partition(":")[0]
         self._target_relation(obj_type, relation)
         if not (obj_type == f_type and relation == f_rel) and not _has_possible_edges(

@@ -29,17 +29,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from authz.embedded.tables import fga_changes, fga_models, fga_stores, fga_tuples
-from authz.ports import AuthzUnavailable, AuthzValidationError, TupleKey
+from authz.ports import AuthzUnavailable, AuthzValidationError, ErrorCode, TupleKey
 
 log = logging.getLogger(__name__)
 
 WRITE: Final = "write"
 DELETE: Final = "delete"
 Operation = Literal["write", "delete"]
-
-# OpenFGA's numeric error codes (openfga/api errors.proto) for the errors raised here.
-CODE_WRITE_FAILED_DUE_TO_INVALID_INPUT: Final = 2017
-CODE_STORE_ID_NOT_FOUND: Final = 5002
 
 # Rows fetched per round trip when loading or following a store's tuples and changes.
 _FETCH_BATCH: Final = 5000
@@ -49,7 +45,7 @@ class StoreNotFoundError(AuthzValidationError):
     """The store does not exist (OpenFGA's ``store_id_not_found``, HTTP 404)."""
 
     def __init__(self, store_id: str) -> None:
-        super().__init__(CODE_STORE_ID_NOT_FOUND, f"store '{store_id}' not found")
+        super().__init__(ErrorCode.store_id_not_found, f"store '{store_id}' not found")
         self.store_id = store_id
 
 
@@ -318,7 +314,7 @@ class SqlStore:
             if on_duplicate == "error" and len(to_write) < len(writes):
                 t = next(t for t in writes if _key(t) in existing)
                 raise AuthzValidationError(
-                    CODE_WRITE_FAILED_DUE_TO_INVALID_INPUT,
+                    ErrorCode.write_failed_due_to_invalid_input,
                     f"cannot write a tuple which already exists: user: '{t.user}', relation: "
                     f"'{t.relation}', object: '{t.object}': tuple to be written already "
                     "existed or the tuple to be deleted did not exist",
@@ -326,7 +322,7 @@ class SqlStore:
             if on_missing == "error" and len(to_delete) < len(deletes):
                 t = next(t for t in deletes if _key(t) not in existing)
                 raise AuthzValidationError(
-                    CODE_WRITE_FAILED_DUE_TO_INVALID_INPUT,
+                    ErrorCode.write_failed_due_to_invalid_input,
                     f"cannot delete a tuple which does not exist: user: '{t.user}', relation: "
                     f"'{t.relation}', object: '{t.object}': invalid write input",
                 )

@@ -13,7 +13,7 @@ import pytest
 import authz
 from authz.embedded.engine import EmbeddedEngine
 from authz.embedded.model import parse_dsl
-from authz.http_api import OPENFGA_ERROR_CODES, create_fga_app
+from authz.http_api import create_fga_app
 from authz.openfga import OpenFgaAuthorizer
 from authz.ports import (
     Authorizer,
@@ -21,6 +21,7 @@ from authz.ports import (
     AuthzValidationError,
     CheckRequest,
     Consistency,
+    ErrorCode,
     TupleKey,
 )
 from tests.fakes.authz import embedded_engine, serve_app
@@ -207,7 +208,7 @@ async def test_list_users(fga: Authorizer) -> None:
     ]
     with pytest.raises(AuthzValidationError) as two_filters:
         await fga.list_users("team:platform", "member", ["user", "team#member"])
-    assert two_filters.value.code == OPENFGA_ERROR_CODES["validation_error"]
+    assert two_filters.value.code == ErrorCode.validation_error
 
 
 async def test_contextual_tuples(fga: Authorizer) -> None:
@@ -255,13 +256,13 @@ async def test_write_and_delete_are_idempotent(fga: Authorizer) -> None:
 async def test_validation_errors(fga: Authorizer) -> None:
     with pytest.raises(AuthzValidationError) as relation:
         await fga.check("user:ada", "no_such_relation", "document:roadmap")
-    assert relation.value.code == OPENFGA_ERROR_CODES["validation_error"]
+    assert relation.value.code == ErrorCode.validation_error
     with pytest.raises(AuthzValidationError) as restricted:
         await fga.write([T("user:ada", "workspace", "project:apollo")])
-    assert restricted.value.code == OPENFGA_ERROR_CODES["validation_error"]
+    assert restricted.value.code == ErrorCode.validation_error
     with pytest.raises(AuthzValidationError) as unknown_type:
         await fga.list_objects("user:ada", "can_view", "spreadsheet")
-    assert unknown_type.value.code == OPENFGA_ERROR_CODES["type_not_found"]
+    assert unknown_type.value.code == ErrorCode.type_not_found
     with pytest.raises(AuthzValidationError) as contextual:
         await fga.check(
             "user:ada",
@@ -269,7 +270,7 @@ async def test_validation_errors(fga: Authorizer) -> None:
             "document:roadmap",
             contextual_tuples=[T("user:ada", "member", "spreadsheet:1")],
         )
-    assert contextual.value.code == OPENFGA_ERROR_CODES["invalid_tuple"]
+    assert contextual.value.code == ErrorCode.invalid_tuple
     # nothing was written by the refused requests
     assert (await fga.read(object="project:apollo", relation="workspace")).tuples == [
         T("workspace:T1", "workspace", "project:apollo")

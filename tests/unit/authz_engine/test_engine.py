@@ -10,28 +10,19 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authz.embedded.engine import (
-    CODE_AUTHORIZATION_MODEL_NOT_FOUND,
-    CODE_CANNOT_ALLOW_DUPLICATE_TUPLES_IN_ONE_REQUEST,
-    CODE_EXCEEDED_ENTITY_LIMIT,
-    CODE_INVALID_CONTINUATION_TOKEN,
-    CODE_INVALID_WRITE_INPUT,
-    CODE_LATEST_AUTHORIZATION_MODEL_NOT_FOUND,
-    CODE_RELATION_NOT_FOUND,
-    CODE_TYPE_NOT_FOUND,
-    CODE_VALIDATION_ERROR,
     EmbeddedEngine,
     StoreNotFoundError,
     TimedReadResult,
     new_ulid,
 )
 from authz.embedded.model import AuthorizationModel, parse_dsl
-from authz.embedded.sqlstore import CODE_WRITE_FAILED_DUE_TO_INVALID_INPUT
 from authz.embedded.tables import fga_changes, fga_tuples
 from authz.ports import (
     Authorizer,
     AuthzEvaluationError,
     AuthzValidationError,
     CheckRequest,
+    ErrorCode,
     TupleKey,
 )
 from tests.fakes.authz import MODEL_DSL, T, deep_teams
@@ -81,7 +72,7 @@ async def test_models_are_versioned(engine: EmbeddedEngine, model: Authorization
     store = await engine.create_store("models")
     with pytest.raises(AuthzValidationError) as no_model:
         await engine.read_model(store.id)
-    assert no_model.value.code == CODE_LATEST_AUTHORIZATION_MODEL_NOT_FOUND
+    assert no_model.value.code == ErrorCode.latest_authorization_model_not_found
 
     first = await engine.write_model(store.id, model)
     bigger = parse_dsl(MODEL_DSL + "\ntype extra\n")
@@ -93,7 +84,7 @@ async def test_models_are_versioned(engine: EmbeddedEngine, model: Authorization
 
     with pytest.raises(AuthzValidationError) as unknown:
         await engine.read_model(store.id, new_ulid())
-    assert unknown.value.code == CODE_AUTHORIZATION_MODEL_NOT_FOUND
+    assert unknown.value.code == ErrorCode.authorization_model_not_found
     with pytest.raises(StoreNotFoundError):
         await engine.write_model(new_ulid(), model)
 
@@ -148,12 +139,12 @@ async def test_openfga_strict_conflict_modes(engine: EmbeddedEngine, store_id: s
         await engine.write_tuples(
             store_id, None, writes=[T("user:bob", "owner", "document:1"), t], on_duplicate="error"
         )
-    assert dup.value.code == CODE_WRITE_FAILED_DUE_TO_INVALID_INPUT
+    assert dup.value.code == ErrorCode.write_failed_due_to_invalid_input
     with pytest.raises(AuthzValidationError) as missing:
         await engine.write_tuples(
             store_id, None, deletes=[T("user:zed", "owner", "document:1")], on_missing="error"
         )
-    assert missing.value.code == CODE_WRITE_FAILED_DUE_TO_INVALID_INPUT
+    assert missing.value.code == ErrorCode.write_failed_due_to_invalid_input
     # The refused requests changed nothing.
     assert (await engine.read(store_id, object="document:1")).tuples == [t]
 
@@ -174,7 +165,7 @@ async def test_write_validation_errors(engine: EmbeddedEngine, store_id: str) ->
     for tuple_key, reason in _INVALID_TUPLES:
         with pytest.raises(AuthzValidationError) as err:
             await authz.write([ok, tuple_key])
-        assert err.value.code == CODE_VALIDATION_ERROR, tuple_key
+        assert err.value.code == ErrorCode.validation_error, tuple_key
         assert reason in err.value.message, (tuple_key, err.value.message)
     # All or nothing: the valid tuple of the refused requests was never written.
     assert (await authz.read()).tuples == []
@@ -183,11 +174,11 @@ async def test_write_validation_errors(engine: EmbeddedEngine, store_id: str) ->
 async def test_write_request_limits(engine: EmbeddedEngine, store_id: str) -> None:
     t = T("user:anne", "owner", "document:1")
     cases = [
-        ({"writes": [], "deletes": []}, CODE_INVALID_WRITE_INPUT),
-        ({"writes": [t], "deletes": [t]}, CODE_CANNOT_ALLOW_DUPLICATE_TUPLES_IN_ONE_REQUEST),
+        ({"writes": [], "deletes": []}, ErrorCode.invalid_write_input),
+        ({"writes": [t], "deletes": [t]}, ErrorCode.cannot_allow_duplicate_tuples_in_one_request),
         (
             {"writes": [T(f"user:{i}", "owner", "document:1") for i in range(101)]},
-            CODE_EXCEEDED_ENTITY_LIMIT,
+            ErrorCode.exceeded_entity_limit,
         ),
     ]
     for kwargs, code in cases:
@@ -205,7 +196,7 @@ async def test_writes_need_a_model(engine: EmbeddedEngine) -> None:
     store = await engine.create_store("empty")
     with pytest.raises(AuthzValidationError) as err:
         await engine.authorizer(store.id).write([T("user:a", "owner", "document:1")])
-    assert err.value.code == CODE_LATEST_AUTHORIZATION_MODEL_NOT_FOUND
+    assert err.value.code == ErrorCode.latest_authorization_model_not_found
 
 
 async def test_queries(engine: EmbeddedEngine, store_id: str) -> None:
@@ -251,7 +242,7 @@ async def test_query_errors(engine: EmbeddedEngine, store_id: str) -> None:
     await authz.write(deep_teams(30))
     with pytest.raises(AuthzValidationError) as unknown_relation:
         await authz.check("user:anne", "editor", "document:1")
-    assert unknown_relation.value.code == CODE_VALIDATION_ERROR
+    assert unknown_relation.value.code == ErrorCode.validation_error
     with pytest.raises(AuthzValidationError):
         await authz.check(
             "user:anne", "viewer", "document:1", contextual_tuples=[T("team:x", "owner", "doc:1")]
@@ -270,7 +261,7 @@ async def test_query_errors(engine: EmbeddedEngine, store_id: str) -> None:
     assert results[2].error is None
     with pytest.raises(AuthzValidationError) as no_model:
         await engine.authorizer(store_id, new_ulid()).check("user:a", "viewer", "document:1")
-    assert no_model.value.code == CODE_AUTHORIZATION_MODEL_NOT_FOUND
+    assert no_model.value.code == ErrorCode.authorization_model_not_found
 
 
 async def test_authorizer_pinned_to_a_model(
@@ -336,18 +327,18 @@ async def test_read_filters_and_pagination(engine: EmbeddedEngine, store_id: str
     first = await authz.read(object="document:0", relation="owner", page_size=1)
     assert first.continuation_token
     for kwargs, code in [
-        ({"continuation_token": "not-a-token"}, CODE_INVALID_CONTINUATION_TOKEN),
+        ({"continuation_token": "not-a-token"}, ErrorCode.invalid_continuation_token),
         # A token belongs to its filter.
         (
             {"object": "document:1", "continuation_token": first.continuation_token},
-            CODE_INVALID_CONTINUATION_TOKEN,
+            ErrorCode.invalid_continuation_token,
         ),
-        ({"user": "user:u1"}, CODE_VALIDATION_ERROR),  # an object (type) is required
-        ({"object": "document:"}, CODE_VALIDATION_ERROR),  # a type alone needs a user
-        ({"object": "spaceship:1"}, CODE_TYPE_NOT_FOUND),
-        ({"object": "document:1", "relation": "editor"}, CODE_RELATION_NOT_FOUND),
-        ({"page_size": 0}, CODE_VALIDATION_ERROR),
-        ({"page_size": 101}, CODE_VALIDATION_ERROR),
+        ({"user": "user:u1"}, ErrorCode.validation_error),  # an object (type) is required
+        ({"object": "document:"}, ErrorCode.validation_error),  # a type alone needs a user
+        ({"object": "spaceship:1"}, ErrorCode.type_not_found),
+        ({"object": "document:1", "relation": "editor"}, ErrorCode.relation_not_found),
+        ({"page_size": 0}, ErrorCode.validation_error),
+        ({"page_size": 101}, ErrorCode.validation_error),
     ]:
         with pytest.raises(AuthzValidationError) as err:
             await authz.read(**kwargs)  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from authz.cli import fga_check, fga_push
 from authz.embedded.engine import EmbeddedEngine
 from authz.embedded.model import model_to_json, parse_dsl
 from authz.factory import AuthzConfig, open_authorizer
-from authz.http_api import OPENFGA_ERROR_CODES, create_fga_app
+from authz.http_api import create_fga_app
 from authz.openfga import OpenFgaAuthorizer, push_model
 from authz.ports import (
     Authorizer,
@@ -31,11 +31,12 @@ from authz.ports import (
     AuthzValidationError,
     CheckRequest,
     Consistency,
+    ErrorCode,
     TupleKey,
 )
 from tests.fakes.authz import HTTP_MODEL, embedded_engine, serve_app
 
-VALIDATION_ERROR = OPENFGA_ERROR_CODES["validation_error"]
+VALIDATION_ERROR = ErrorCode.validation_error
 
 
 def T(user: str, relation: str, object: str) -> TupleKey:
@@ -215,7 +216,7 @@ async def test_validation_errors_carry_openfga_codes(
     assert bad_tuple.value.code == VALIDATION_ERROR
     with pytest.raises(AuthzValidationError) as bad_type:
         await authz.list_objects("user:anne", "can_view", "folder")
-    assert bad_type.value.code in {VALIDATION_ERROR, OPENFGA_ERROR_CODES["type_not_found"]}
+    assert bad_type.value.code in {VALIDATION_ERROR, ErrorCode.type_not_found}
     with pytest.raises(AuthzValidationError):
         await authz.check("user:anne", "owner", "document:1", contextual_tuples=[T("x", "y", "z")])
 
@@ -226,7 +227,7 @@ async def test_validation_errors_carry_openfga_codes(
     ) as pinned:
         with pytest.raises(AuthzValidationError) as no_model:
             await pinned.check("user:anne", "owner", "document:1")
-    assert no_model.value.code == OPENFGA_ERROR_CODES["authorization_model_not_found"]
+    assert no_model.value.code == ErrorCode.authorization_model_not_found
 
 
 async def test_malformed_configuration_fails_at_open() -> None:
@@ -262,7 +263,7 @@ async def test_latest_model_is_followed_without_a_model_id(
     ) as authz:
         with pytest.raises(AuthzValidationError) as none:
             await authz.check("user:anne", "owner", "document:1")
-        assert none.value.code == OPENFGA_ERROR_CODES["latest_authorization_model_not_found"]
+        assert none.value.code == ErrorCode.latest_authorization_model_not_found
         await fga.write_model(info.id, parse_dsl(HTTP_MODEL))
         await authz.write([T("user:anne", "owner", "document:1")])
         assert await authz.check("user:anne", "owner", "document:1")
@@ -292,7 +293,7 @@ async def test_push_model(fga_url: str, fga: EmbeddedEngine) -> None:
     }
     with pytest.raises(AuthzValidationError) as invalid:
         await push_model(fga_url, info.id, None, broken)
-    assert invalid.value.code == OPENFGA_ERROR_CODES["invalid_authorization_model"]
+    assert invalid.value.code == ErrorCode.invalid_authorization_model
 
 
 # ------------------------------------------------------------------------------------------
