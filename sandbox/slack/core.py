@@ -10,13 +10,14 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
 
 from .delivery import Deliverer, cancel_all, parse_reply
+from .manifest import manifest_commands
 from .state import (
     SLACKBOT_ID,
     Conversation,
@@ -34,8 +35,13 @@ from .webapi import WebApi
 
 # Slack still sends its deprecated verification token in payloads; it is not a secret.
 VERIFICATION_TOKEN = "sandbox-verification-token"  # noqa: S105
-_COMMAND = re.compile(r"/[a-z0-9][a-z0-9_-]{0,31}")
+_COMMAND = re.compile(r"/\S{1,80}")
 MAX_COMMAND_TEXT = 4000
+# What Slack itself answers, without contacting any app, for a command nobody declared.
+NOT_A_COMMAND = (
+    '{command} is not a valid command. In Slack, messages that start with "/" are '
+    "interpreted as commands. To send it as a message, start it with a space."
+)
 
 
 class SlackSandbox:
@@ -48,6 +54,9 @@ class SlackSandbox:
     ``public_url`` is the sandbox's absolute base URL (ending in ``/``), used to build
     ``response_url``s. When it is None it is learnt from the first HTTP request the sandbox
     serves; set it explicitly when the sandbox runs on a port chosen at start-up.
+
+    ``commands`` are the app's slash commands (default: those ``manifest.yml`` declares);
+    any other command is answered by "Slack" itself and never reaches the bot.
     """
 
     def __init__(
@@ -59,8 +68,10 @@ class SlackSandbox:
         events_url: str,
         public_url: str | None = None,
         retry_timeout: float = 3.0,
+        commands: Iterable[str] | None = None,
     ) -> None:
         self.workspace = Workspace(seed)
+        self.commands = frozenset(manifest_commands() if commands is None else commands)
         self.events_url = events_url
         self._public_url = _with_slash(public_url) if public_url else None
         self.webapi = WebApi(self.workspace, bot_token=bot_token)
@@ -270,7 +281,9 @@ class SlackSandbox:
 
         Returns ``{"ok", "channel", "delivery", "response", "response_url"}`` where
         ``response`` is the message the reply produced (None for an empty reply). A failed
-        delivery shows Slack's ``failed with the error`` notice to the user.
+        delivery shows Slack's ``failed with the error`` notice to the user. A command the
+        app does not declare is not delivered (``delivery`` and ``response_url`` are None):
+        the user gets Slack's "is not a valid command" notice instead.
         """
         ws = self.workspace
         user = ws.human(user_id)
@@ -279,6 +292,20 @@ class SlackSandbox:
         if not isinstance(text, str) or len(text) > MAX_COMMAND_TEXT:
             raise SandboxError("invalid_text", f"text must be at most {MAX_COMMAND_TEXT} chars")
         conv = self._member_conversation(user, channel)
+        if command not in self.commands:
+            notice = ws.add_message(
+                conv,
+                user_id=SLACKBOT_ID,
+                text=slack_escape(NOT_A_COMMAND.format(command=command)),
+                visible_to=user.id,
+            )
+            return {
+                "ok": True,
+                "channel": conv.id,
+                "delivery": None,
+                "response": ws.present(conv, notice),
+                "response_url": None,
+            }
         ctx = ws.new_response_url(user_id=user.id, channel_id=conv.id)
         response_url = self._response_url(ctx.token)
         fields = {
@@ -544,6 +571,11 @@ def _action(block: JsonDict, element: JsonDict) -> JsonDict:
     if "style" in element:
         action["style"] = element["style"]
     return action
+
+
+def slack_escape(text: str) -> str:
+    """Escape ``&``, ``<`` and ``>`` as Slack does in message text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _with_slash(url: str) -> str:

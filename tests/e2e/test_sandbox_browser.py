@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support import serving_embedded_default
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_PRESENT = CHROMIUM.exists()
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = pytest.mark.e2e
 
@@ -34,18 +21,10 @@ async def sandbox_url(tmp_path: Path) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def page(sandbox_url: str) -> AsyncIterator[object]:
-    if not CHROMIUM_PRESENT:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Chromium is required under CI (.ci/run installs it)")
-        pytest.skip("Debian's chromium is not installed: browser tests skipped")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = await browser.new_context()
-        yield await context.new_page()
-        await browser.close()
+async def page(sandbox_url: str, chromium: Any) -> AsyncIterator[object]:
+    context = await chromium.new_context()
+    yield await context.new_page()
+    await context.close()
 
 
 async def _send(page: object, text: str) -> None:

@@ -454,15 +454,18 @@
   async function send(text, threadTs) {
     const channel = channelRef();
     if (!channel || !text.trim()) return;
-    const trimmed = text.trim();
-    if (trimmed.startsWith("/") && !threadTs) {
+    // As in Slack, "/..." runs a command; a leading space sends it as a message.
+    if (text.startsWith("/") && !threadTs) {
+      const trimmed = text.trim();
       const space = trimmed.search(/\s/);
       const command = space < 0 ? trimmed : trimmed.slice(0, space);
       const rest = space < 0 ? "" : trimmed.slice(space + 1).trim();
       status("Running " + command + "…");
       const result = await post("ui/commands", { user: state.user, channel, command, text: rest });
-      const d = result.delivery || {};
-      status(d.ok ? command + " delivered (" + d.latency_ms + " ms)" : command + " failed: " + (d.error || d.status), !d.ok);
+      // Whatever Slack or the app answered is in the conversation; only a failure is news.
+      const d = result.delivery;
+      const failed = !!d && !d.ok;
+      status(failed ? command + " failed: " + (d.error || d.status) : "", failed);
     } else {
       const body = { user: state.user, channel, text };
       if (threadTs) body.thread_ts = threadTs;

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from sandbox.slack import SlackSandbox
+from sandbox.slack.manifest import manifest_commands
 from tests.fakes.slack import BOT_TOKEN, Received, Receiver, running_sandbox
 
 BUTTONS: list[dict[str, Any]] = [
@@ -183,6 +185,41 @@ async def test_slash_command_form_and_ephemeral_reply(env: Env) -> None:
         "Linked as alice"
     ]
     assert env.sandbox.messages("C0APOLLO", viewer="U0BOB") == []
+
+
+async def test_unknown_slash_command_is_answered_by_slack_and_never_delivered(env: Env) -> None:
+    result = await env.sandbox.run_command("U0ALICE", "C0APOLLO", "/deploy", "apollo <now>")
+    assert env.receiver.received == []
+    assert env.sandbox.deliveries() == []
+    assert result["delivery"] is None and result["response_url"] is None
+    notice = result["response"]
+    assert notice["user"] == "USLACKBOT" and notice["is_ephemeral"] is True
+    assert notice["text"].startswith("/deploy is not a valid command. In Slack, messages that")
+    assert "start it with a space" in notice["text"]
+    assert env.sandbox.messages("C0APOLLO", viewer="U0ALICE") == [notice]
+    assert env.sandbox.messages("C0APOLLO", viewer="U0BOB") == []
+    # Slack escapes what it echoes, so a typed <@U0BOB> is text, not a mention.
+    await env.sandbox.run_command("U0ALICE", "C0APOLLO", "/<@U0BOB>", "")
+    echoed = env.sandbox.messages("C0APOLLO", viewer="U0ALICE")[-1]["text"]
+    assert echoed.startswith("/&lt;@U0BOB&gt; is not a valid command")
+
+
+async def test_only_the_commands_the_manifest_declares_are_delivered(tmp_path: Path) -> None:
+    assert manifest_commands() == ("/pm",)
+    manifest = tmp_path / "manifest.yml"
+    manifest.write_text(
+        "features:\n  slash_commands:\n    - command: /tasks\n    - command: /standup\n"
+    )
+    assert manifest_commands(manifest) == ("/tasks", "/standup")
+    receiver = Receiver()
+    async with running_sandbox(receiver) as (sandbox, _base):
+        assert sandbox.commands == {"/pm"}
+        sandbox.commands = frozenset(manifest_commands(manifest))
+        delivered = await sandbox.run_command("U0ALICE", "C0GENERAL", "/tasks", "mine")
+        refused = await sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", "help")
+    assert delivered["delivery"]["ok"] is True
+    assert refused["delivery"] is None
+    assert [r.form()["command"] for r in receiver.received] == ["/tasks"]
 
 
 async def test_slash_command_in_channel_reply_is_public(env: Env) -> None:
