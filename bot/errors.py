@@ -1,14 +1,13 @@
-"""Domain errors: they carry data, never Slack wording (see ``bot.messages``)."""
+"""Domain errors: they carry data, never Slack wording (see ``bot.messages``).
+
+Authorization that cannot be decided is ``authz.ports.AuthzUnavailable`` (or
+``AuthzEvaluationError``): one class for it, raised by the authorization layer itself."""
 
 from __future__ import annotations
 
 
 class PmbotError(Exception):
     """Base of the errors that ``bot.messages.user_message`` turns into user text."""
-
-
-class AuthorizationUnavailable(PmbotError):
-    """The authorization engine could not decide; the request was denied (fail closed)."""
 
 
 class PermissionDenied(PmbotError):

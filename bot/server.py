@@ -7,6 +7,7 @@ import logging
 
 from aiohttp import web
 
+from bot import messages
 from bot.ingress import SlackIngress
 from bot.scheduler import build_scheduler
 from bot.settings import Mode, Settings
@@ -60,18 +61,6 @@ def mount_sandbox(app: web.Application, deps: Deps) -> None:
     deps.extras["idp"] = idp
 
 
-def banner(base_url: str) -> str:
-    """What `make run` prints once it is ready: where to go and who to be."""
-    line = "-" * 72
-    return (
-        f"{line}\n"
-        f"  pmbot is running: open {base_url}/ in your browser\n"
-        "  Sign in as alice, bob, carol or dave (each one click, no password needed).\n"
-        "  Stop with Ctrl-C; your workspace and links are kept for next time.\n"
-        f"{line}"
-    )
-
-
 async def serve(settings: Settings, *, stop: asyncio.Event, socket_mode: bool = False) -> None:
     if settings.sqlite_path() is not None:
         # The embedded default migrates itself; production runs `pmbot migrate` on deploy.
@@ -97,7 +86,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event, socket_mode: bool = 
             )
             await receiver.connect()
         if settings.mode is Mode.SANDBOX:
-            print(banner(settings.base_url), flush=True)
+            print(messages.banner(settings.base_url), flush=True)
         else:
             log.info("pmbot listening on %s:%s", settings.host, settings.port)
         try:

@@ -1,17 +1,14 @@
-"""Block Kit builders shared by the handlers (pure functions, no I/O)."""
+"""Block Kit builders shared by the handlers (pure functions, no I/O). The words come from
+``bot.messages``; this module only arranges them."""
 
 from __future__ import annotations
 
 from typing import Any
 
-Block = dict[str, Any]
+from bot import messages as words
+from bot.messages import COMMANDS, HELP_FOOTER, HELP_TITLE
 
-COMMANDS: list[tuple[str, str]] = [
-    ("/pm help", "Show this help."),
-    ("/pm link", "Link your Slack account to your company (Auth0) account."),
-    ("/pm whoami", "Show the account you are linked to and its permissions."),
-    ("/pm unlink", "Unlink your account (revokes pmbot's access)."),
-]
+Block = dict[str, Any]
 
 
 def header(text: str) -> Block:
@@ -50,41 +47,23 @@ def actions(*elements: Block, block_id: str | None = None) -> Block:
     return block
 
 
+def _command_lines() -> str:
+    return "\n".join(f"• `{cmd}`: {what}" for cmd, what in COMMANDS)
+
+
 def help_blocks(intro: str | None = None) -> list[Block]:
-    lines = "\n".join(f"• `{cmd}`: {what}" for cmd, what in COMMANDS)
     blocks: list[Block] = []
     if intro:
         blocks.append(section(intro))
     blocks += [
-        header("pmbot: your project manager in Slack"),
-        section(f"*Commands*\n{lines}"),
-        context(
-            "Not available yet: answering project questions from documents, scheduling "
-            "meetings and approvals. I'll say so when you ask."
-        ),
+        header(HELP_TITLE),
+        section(f"*{words.COMMANDS_HEADING}*\n{_command_lines()}"),
+        context(HELP_FOOTER),
     ]
     return blocks
 
 
-def help_text() -> str:
-    return "pmbot commands: " + ", ".join(cmd for cmd, _ in COMMANDS)
-
-
-def capabilities_reply(*, public: bool) -> str:
-    if public:
-        return (
-            "Hi! I'm pmbot, a project manager in Slack. I can't answer project questions, "
-            "schedule meetings or run approvals yet, and I won't pretend to. "
-            "`/pm help` lists what works today."
-        )
-    return (
-        "Hi! I'm pmbot, your project manager in Slack. Your account is linked, so I know who "
-        "you are (`/pm whoami`). I can't answer project questions, schedule meetings or run "
-        "approvals yet, and I won't pretend to."
-    )
-
-
-def link_button(url: str, text: str = "Link your account") -> Block:
+def link_button(url: str, text: str = words.LINK_BUTTON) -> Block:
     return {
         "type": "button",
         "text": {"type": "plain_text", "text": text},
@@ -94,101 +73,46 @@ def link_button(url: str, text: str = "Link your account") -> Block:
     }
 
 
-def _duration(seconds: int) -> str:
-    minutes = max(1, round(seconds / 60))
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
-
-
-def link_prompt_text(url: str, ttl_seconds: int) -> str:
-    return (
-        "Before I can help, link your Slack account to your company account: "
-        f"<{url}|link your account> (the link works once, for {_duration(ttl_seconds)})."
-    )
-
-
 def link_prompt_blocks(url: str, ttl_seconds: int) -> list[Block]:
-    return [section(link_prompt_text(url, ttl_seconds)), actions(link_button(url))]
-
-
-def relink_question_text(linked_as: str) -> str:
-    return (
-        f"You are linked as *{linked_as}*. Do you want to replace it with another account? "
-        "Your current link stays until you confirm the new one."
-    )
+    return [section(words.link_prompt_text(url, ttl_seconds)), actions(link_button(url))]
 
 
 def relink_question_blocks(linked_as: str) -> list[Block]:
     return [
-        section(relink_question_text(linked_as)),
-        actions(button("Link another account", "link_replace", style="primary")),
+        section(words.relink_question_text(linked_as)),
+        actions(button(words.LINK_ANOTHER_BUTTON, "link_replace", style="primary")),
     ]
-
-
-def confirm_link_text(who: str, replaces: str | None) -> str:
-    if replaces:
-        return (
-            f"You are linked as *{replaces}*. Replace it with *{who}*? Only confirm if you "
-            "just signed in yourself."
-        )
-    return f"Link *{who}* to your Slack account? Only confirm if you just signed in yourself."
 
 
 def confirm_link_blocks(request_id: str, who: str, replaces: str | None) -> list[Block]:
     return [
-        section(confirm_link_text(who, replaces)),
+        section(words.confirm_link_text(who, replaces)),
         actions(
-            button(f"Link {who}", "link_confirm", value=request_id, style="primary"),
-            button("Cancel", "link_cancel", value=request_id, style="danger"),
+            button(words.confirm_button(who), "link_confirm", value=request_id, style="primary"),
+            button(words.CANCEL_BUTTON, "link_cancel", value=request_id, style="danger"),
             block_id="link_confirmation",
         ),
     ]
 
 
-def linked_text(who: str) -> str:
-    return f":white_check_mark: Your Slack account is now linked to *{who}*. Try `/pm whoami`."
-
-
-def link_cancelled_text() -> str:
-    return "Linking cancelled: nothing was linked, and the sign-in was revoked."
-
-
-def whoami_text(
-    who: str, sub: str, permissions: list[str], *, needs_relink: bool, membership: str
-) -> str:
-    if needs_relink:
-        perms = "none: they could not be refreshed. Run `/pm link` to link your account again."
-    else:
-        perms = ", ".join(f"`{p}`" for p in permissions) or "none"
-    text = f"You are linked as *{who}* (`{sub}`).\nPermissions: {perms}"
-    if membership != "member":
-        text += (
-            "\nAs a guest or a member of another organisation you are not given access to "
-            "this workspace's projects; a project owner can share them with you."
-        )
-    return text
-
-
 def home_view(user_id: str, *, linked_as: str | None, link_url: str | None = None) -> Block:
     if linked_as:
-        status = [
-            section(f":white_check_mark: Linked as *{linked_as}*."),
-            context("`/pm whoami` shows your permissions; `/pm unlink` removes the link."),
-        ]
+        status = [section(words.home_linked(linked_as)), context(words.HOME_LINKED_HINT)]
     else:
-        status = [section(":warning: Your Slack account is not linked yet.")]
+        status = [section(words.HOME_NOT_LINKED)]
         if link_url:
-            status.append(actions(link_button(link_url, "Open the sign-in page")))
+            status.append(actions(link_button(link_url, words.HOME_OPEN_SIGN_IN)))
         else:
-            status.append(actions(button("Link your account", "link_account", style="primary")))
+            status.append(actions(button(words.LINK_BUTTON, "link_account", style="primary")))
     return {
         "type": "home",
         "blocks": [
             header("pmbot"),
-            section(f"Hello <@{user_id}>! I'm your project manager in Slack."),
+            section(words.home_greeting(user_id)),
             divider(),
             *status,
             divider(),
-            section("*Commands*\n" + "\n".join(f"• `{c}`: {w}" for c, w in COMMANDS)),
-            context("Mention me in a channel or send me a DM; type `/pm help` anywhere."),
+            section(f"*{words.COMMANDS_HEADING}*\n{_command_lines()}"),
+            context(words.HOME_FOOTER),
         ],
     }

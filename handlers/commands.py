@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
+from bot import messages as words
 from bot.errors import InputTooLong, UnknownCommand
 from bot.messages import user_message
 from bot.wiring import Deps
@@ -39,11 +40,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         sub, _rest = parse(text)
         if sub == "unlink":
             removed = await deps.identity.unlink(team_id, user_id)
-            await respond(
-                "Your account is unlinked and pmbot's access was revoked."
-                if removed
-                else "Your account was not linked."
-            )
+            await respond(words.UNLINKED if removed else words.NOT_LINKED)
             if removed:
                 await publish_home(deps, team_id, user_id)
             return
@@ -53,7 +50,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         linked = identity_of(context)
         if sub == "whoami":
             await respond(
-                blocks.whoami_text(
+                words.whoami_text(
                     linked.display,
                     linked.sub,
                     sorted(linked.permissions),
@@ -63,7 +60,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             )
             return
         if sub == "help":
-            await respond(text=blocks.help_text(), blocks=blocks.help_blocks())
+            await respond(text=words.help_text(), blocks=blocks.help_blocks())
             return
         intro = user_message(UnknownCommand(sub))
         await respond(text=intro, blocks=blocks.help_blocks(intro))
@@ -74,12 +71,10 @@ async def _link(deps: Deps, team_id: str, user_id: str, respond: AsyncRespond) -
     if linked is not None:
         # Ask before replacing a link: a stray /pm link must not cost the current one.
         await respond(
-            text=blocks.relink_question_text(linked.display),
+            text=words.relink_question_text(linked.display),
             blocks=blocks.relink_question_blocks(linked.display),
         )
         return
     ttl = deps.settings.link_ttl_seconds
     url = await deps.identity.start_link(team_id, user_id)
-    await respond(
-        text=blocks.link_prompt_text(url, ttl), blocks=blocks.link_prompt_blocks(url, ttl)
-    )
+    await respond(text=words.link_prompt_text(url, ttl), blocks=blocks.link_prompt_blocks(url, ttl))

@@ -13,6 +13,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncBoltContext
 
+from bot import messages as words
 from bot.identity.service import Identity
 from bot.wiring import Deps
 from handlers import blocks
@@ -53,7 +54,7 @@ def link_gate(deps: Deps) -> Middleware:
             return
         url = await deps.identity.start_link(team_id, user_id)
         ttl = deps.settings.link_ttl_seconds
-        text = blocks.link_prompt_text(url, ttl)
+        text = words.link_prompt_text(url, ttl)
         prompt = blocks.link_prompt_blocks(url, ttl)
         if command is not None and context.respond is not None:
             if command == "help":

@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import messages as words
 from bot.errors import ServiceUnavailable
 from bot.identity.service import LinkFailed, LinkFailure, VerifiedLogin
 from bot.wiring import Deps
@@ -21,24 +22,6 @@ from handlers import blocks
 from handlers.home import publish_home
 
 log = logging.getLogger(__name__)
-
-# What the person reads in Slack when a confirmation cannot be used.
-_REFUSALS: dict[LinkFailure, str] = {
-    LinkFailure.NOT_YOURS: "This confirmation is not for you; nothing was changed.",
-    LinkFailure.CONFIRM_EXPIRED: (
-        "This sign-in was not confirmed in time, so nothing was linked. Run `/pm link` to "
-        "start again."
-    ),
-    LinkFailure.STATE_USED: "This sign-in was already confirmed or cancelled.",
-    LinkFailure.CANCELLED: "This sign-in was cancelled; nothing was linked.",
-    LinkFailure.IDENTITY_TAKEN: (
-        "That account is already linked to another Slack user in this workspace, so "
-        "nothing was linked. Unlink it there first (`/pm unlink`)."
-    ),
-    LinkFailure.IDENTITY_UNSUPPORTED: (
-        "I could not record that account, so nothing was linked. Please tell your pmbot admin."
-    ),
-}
 
 
 class SlackLinkNotifier:
@@ -52,7 +35,7 @@ class SlackLinkNotifier:
             opened = await self._slack.conversations_open(users=verified.slack_user_id)
             await self._slack.chat_postMessage(
                 channel=opened["channel"]["id"],
-                text=blocks.confirm_link_text(verified.display, verified.replaces),
+                text=words.confirm_link_text(verified.display, verified.replaces),
                 blocks=blocks.confirm_link_blocks(
                     verified.request_id, verified.display, verified.replaces
                 ),
@@ -81,7 +64,7 @@ async def _replace_message(deps: Deps, body: dict[str, Any], text: str) -> None:
 async def _refuse(
     deps: Deps, body: dict[str, Any], respond: AsyncRespond, reason: LinkFailure
 ) -> None:
-    text = _REFUSALS.get(reason, "This confirmation cannot be used.")
+    text = words.LINK_REFUSALS.get(reason, words.LINK_REFUSED)
     if reason is LinkFailure.NOT_YOURS:
         # Someone else's click changes nothing, not even the message.
         await respond(text=text, response_type="ephemeral", replace_original=False)
@@ -104,7 +87,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         except LinkFailed as exc:
             await _refuse(deps, body, respond, exc.reason)
             return
-        await _replace_message(deps, body, blocks.linked_text(identity.display))
+        await _replace_message(deps, body, words.linked_text(identity.display))
         await publish_home(deps, team_id, user_id)
 
     @app.action("link_cancel")
@@ -119,7 +102,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         except LinkFailed as exc:
             await _refuse(deps, body, respond, exc.reason)
             return
-        await _replace_message(deps, body, blocks.link_cancelled_text())
+        await _replace_message(deps, body, words.link_cancelled_text())
 
     @app.action("link_replace")
     async def on_replace(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -127,7 +110,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         team_id, user_id = _team_and_user(body)
         url = await deps.identity.start_link(team_id, user_id)
         await respond(
-            text=blocks.link_prompt_text(url, ttl),
+            text=words.link_prompt_text(url, ttl),
             blocks=blocks.link_prompt_blocks(url, ttl),
             response_type="ephemeral",
             replace_original=True,

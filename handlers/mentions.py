@@ -6,8 +6,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncSay
 
+from bot import messages as words
 from bot.wiring import Deps
-from handlers import blocks
 from handlers.gate import link_gate
 
 
@@ -16,4 +16,4 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def on_mention(event: dict[str, Any], say: AsyncSay) -> None:
         thread = event.get("thread_ts") or event.get("ts")
         # Everyone in the channel reads this reply: nothing personal in it.
-        await say(text=blocks.capabilities_reply(public=True), thread_ts=thread)
+        await say(text=words.capabilities_reply(public=True), thread_ts=thread)

@@ -6,8 +6,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncSay
 
+from bot import messages as words
 from bot.wiring import Deps
-from handlers import blocks
 from handlers.gate import link_gate
 
 # Subtypes that are edits, deletions, joins...: not a person talking to the bot.
@@ -26,4 +26,4 @@ def register(app: AsyncApp, deps: Deps) -> None:
     # The matcher runs before the gate: other messages neither pass it nor get a prompt.
     @app.event("message", matchers=[_a_person_in_a_dm], middleware=[link_gate(deps)])
     async def on_message(say: AsyncSay) -> None:
-        await say(text=blocks.capabilities_reply(public=False))
+        await say(text=words.capabilities_reply(public=False))

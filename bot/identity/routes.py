@@ -16,7 +16,9 @@ from typing import Protocol
 
 from aiohttp import web
 
-from bot.errors import AuthorizationUnavailable, ServiceUnavailable
+from authz.ports import AuthzUnavailable
+from bot import messages as words
+from bot.errors import ServiceUnavailable
 from bot.identity import pages
 from bot.identity.service import (
     IdentityService,
@@ -160,15 +162,17 @@ async def callback(request: web.Request) -> web.Response:
         log.info("linking refused: %s", exc.reason.value)
         return routes.failed(exc.reason)
     except ServiceUnavailable as exc:
-        return routes.html(pages.failed_page(pages.UNAVAILABLE.format(service=exc.service)), 503)
-    except AuthorizationUnavailable:
         return routes.html(
-            pages.failed_page(pages.UNAVAILABLE.format(service="Authorization")), 503
+            pages.failed_page(words.PAGE_UNAVAILABLE.format(service=exc.service)), 503
+        )
+    except AuthzUnavailable:
+        return routes.html(
+            pages.failed_page(words.PAGE_UNAVAILABLE.format(service="Authorization")), 503
         )
     try:
         await routes.notify.ask_to_confirm(verified)
     except ServiceUnavailable:
-        return routes.html(pages.failed_page(pages.SLACK_UNREACHABLE), 503)
+        return routes.html(pages.failed_page(words.PAGE_SLACK_UNREACHABLE), 503)
     response = routes.html(pages.confirm_in_slack_page(who=verified.display))
     response.del_cookie(cookie_name, path="/")
     return response

@@ -31,9 +31,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from authz.ids import fga_user, fga_workspace
-from authz.ports import Authorizer, AuthzError, AuthzValidationError, TupleKey
+from authz.ports import Authorizer, AuthzError, AuthzUnavailable, AuthzValidationError, TupleKey
 from bot.errors import (
-    AuthorizationUnavailable,
     NotLinked,
     PermissionDenied,
     RelinkRequired,
@@ -472,7 +471,7 @@ class IdentityService:
 
         Only the Slack user the request was made for can confirm it, once, before
         ``confirm_by``. Raises :class:`LinkFailed`, ``ServiceUnavailable`` (Slack or
-        Auth0) or :class:`AuthorizationUnavailable` (then nothing changed and the person
+        Auth0) or :class:`AuthzUnavailable` (then nothing changed and the person
         can press the button again)."""
         async with self._db.session() as session:
             request = await self._load_request(session, request_id)
@@ -530,7 +529,7 @@ class IdentityService:
             if isinstance(exc, AuthzValidationError):
                 log.error("the authorization engine refused an identity: %s", exc.message)
                 raise LinkFailed(LinkFailure.IDENTITY_UNSUPPORTED) from None
-            raise AuthorizationUnavailable() from None
+            raise AuthzUnavailable("the membership tuple could not be written") from None
         if old_state is not None and old_state["sub"] != sub:
             # The replaced identity's refresh token is of no more use to anyone.
             await self._revoke_quietly(old_state["refresh_token_enc"], team_id, slack_user_id)
@@ -787,7 +786,7 @@ class IdentityService:
         try:
             await self._authz.delete([workspace_member(team_id, link.sub)])
         except AuthzError:
-            raise AuthorizationUnavailable() from None
+            raise AuthzUnavailable("the membership tuple could not be removed") from None
         async with self._db.session() as session:
             # Only the link we revoked: one that replaced it meanwhile stays.
             await session.execute(

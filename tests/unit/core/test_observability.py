@@ -60,11 +60,11 @@ def test_json_log_format_is_one_object_per_line() -> None:
 
 def test_domain_errors_become_plain_user_text() -> None:
     from authz.ports import AuthzUnavailable
-    from bot.errors import AuthorizationUnavailable, InputTooLong, UnknownCommand
+    from bot.errors import InputTooLong, UnknownCommand
     from bot.messages import GENERIC_FAILURE, user_message
 
     assert "Authorization is unavailable" in user_message(AuthzUnavailable("down"))
-    assert "Authorization is unavailable" in user_message(AuthorizationUnavailable())
+    assert "Authorization is unavailable" in user_message(AuthzUnavailable("down"))
     assert "`frob`" in user_message(UnknownCommand("frob"))
     assert "5000" in user_message(InputTooLong(5000, 4000))
     secret_error = RuntimeError("password=hunter2 at db host")
