@@ -78,7 +78,16 @@ from authz.ports import (
     ErrorCode,
     TupleKey,
 )
-from authz.validation import OBJECT, OBJECT_ID, RELATION, TYPE, USER
+from authz.validation import (
+    CORRELATION_ID,
+    OBJECT,
+    OBJECT_ID,
+    RELATION,
+    STORE_NAME,
+    TYPE,
+    ULID,
+    USER,
+)
 
 if TYPE_CHECKING:
     from authz.embedded.engine import EmbeddedEngine
@@ -93,18 +102,10 @@ MAX_CHECKS_PER_BATCH_CHECK: Final = 50
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 100
 
-# Field patterns of openfga/api (protoc-gen-validate rules).
-_ULID = r"^[ABCDEFGHJKMNPQRSTVWXYZ0-9]{26}$"
-_TYPE = TYPE
-_RELATION = RELATION
-_OBJECT = OBJECT
-_USER = USER
-_OBJECT_ID = OBJECT_ID
-_CORRELATION_ID = r"^[\w\d-]{1,36}$"
-_STORE_NAME = r"^[\w\d\s./-]{3,64}$"
+# Field patterns of openfga/api (protoc-gen-validate rules, see authz.validation).
 _PATTERNS: Final[dict[str, re.Pattern[str]]] = {
     p: re.compile(p)
-    for p in (_ULID, _TYPE, _RELATION, _OBJECT, _USER, _OBJECT_ID, _CORRELATION_ID, _STORE_NAME)
+    for p in (ULID, TYPE, RELATION, OBJECT, USER, OBJECT_ID, CORRELATION_ID, STORE_NAME)
 }
 
 _CONSISTENCY: Final[Mapping[object, Consistency]] = {
@@ -204,9 +205,9 @@ def _tuple_key(doc: Any, message: str) -> TupleKey:
     if doc.get("condition"):
         raise _invalid("conditions are not supported by the embedded engine")
     return TupleKey(
-        user=_match(doc.get("user", ""), _USER, f"{message}.User"),
-        relation=_match(doc.get("relation", ""), _RELATION, f"{message}.Relation"),
-        object=_match(doc.get("object", ""), _OBJECT, f"{message}.Object"),
+        user=_match(doc.get("user", ""), USER, f"{message}.User"),
+        relation=_match(doc.get("relation", ""), RELATION, f"{message}.Relation"),
+        object=_match(doc.get("object", ""), OBJECT, f"{message}.Object"),
     )
 
 
@@ -245,7 +246,7 @@ def _model_id(body: Mapping[str, Any], request: str) -> str | None:
     value = body.get("authorization_model_id")
     if value in (None, ""):
         return None
-    return _match(value, _ULID, f"{request}.AuthorizationModelId")
+    return _match(value, ULID, f"{request}.AuthorizationModelId")
 
 
 def _page(query: Mapping[str, str], body: Mapping[str, Any], request: str) -> tuple[int, str]:
@@ -536,7 +537,7 @@ class _FgaApi:
 
     async def create_store(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        name = _match(body.get("name", ""), _STORE_NAME, "CreateStoreRequest.Name")
+        name = _match(body.get("name", ""), STORE_NAME, "CreateStoreRequest.Name")
         info = await self.engine.create_store(name)
         return _json_response(_store_json(info), 201)
 
@@ -596,7 +597,7 @@ class _FgaApi:
 
     async def read_model(self, request: web.Request) -> web.Response:
         store_id = _store_id(request, "ReadAuthorizationModelRequest")
-        model_id = _match(request.match_info["model_id"], _ULID, "ReadAuthorizationModelRequest.Id")
+        model_id = _match(request.match_info["model_id"], ULID, "ReadAuthorizationModelRequest.Id")
         resolved_id, model = await self.engine.read_model(store_id, model_id)
         return _json_response({"authorization_model": _model_json(resolved_id, model)})
 
@@ -637,7 +638,7 @@ class _FgaApi:
             if not isinstance(item, dict):
                 raise _invalid("invalid BatchCheckRequest.Checks: items must be objects")
             correlation_id = _match(
-                item.get("correlation_id", ""), _CORRELATION_ID, "BatchCheckItem.CorrelationId"
+                item.get("correlation_id", ""), CORRELATION_ID, "BatchCheckItem.CorrelationId"
             )
             if correlation_id in seen:
                 raise _invalid(f"duplicate correlation_id provided: {correlation_id}")
@@ -681,9 +682,9 @@ class _FgaApi:
     async def list_objects(self, request: web.Request) -> web.Response:
         store_id = _store_id(request, "ListObjectsRequest")
         body = await _body(request)
-        type_ = _match(body.get("type", ""), _TYPE, "ListObjectsRequest.Type")
-        relation = _match(body.get("relation", ""), _RELATION, "ListObjectsRequest.Relation")
-        user = _match(body.get("user", ""), _USER, "ListObjectsRequest.User")
+        type_ = _match(body.get("type", ""), TYPE, "ListObjectsRequest.Type")
+        relation = _match(body.get("relation", ""), RELATION, "ListObjectsRequest.Relation")
+        user = _match(body.get("user", ""), USER, "ListObjectsRequest.User")
         contextual = _contextual_tuples(
             body.get("contextual_tuples"), "ListObjectsRequest", wrapped=True
         )
@@ -700,9 +701,9 @@ class _FgaApi:
         obj = _object_field(body, "object", "ListUsersRequest")
         if obj is None:
             raise _invalid("invalid ListUsersRequest.Object: value is required")
-        obj_type = _match(obj.get("type", ""), _TYPE, "Object.Type")
-        obj_id = _match(obj.get("id", ""), _OBJECT_ID, "Object.Id")
-        relation = _match(body.get("relation", ""), _RELATION, "ListUsersRequest.Relation")
+        obj_type = _match(obj.get("type", ""), TYPE, "Object.Type")
+        obj_id = _match(obj.get("id", ""), OBJECT_ID, "Object.Id")
+        relation = _match(body.get("relation", ""), RELATION, "ListUsersRequest.Relation")
         filters = body.get("user_filters")
         if not isinstance(filters, list) or len(filters) != 1:
             raise _invalid(
@@ -712,10 +713,10 @@ class _FgaApi:
         for f in filters:
             if not isinstance(f, dict):
                 raise _invalid("invalid ListUsersRequest.UserFilters: items must be objects")
-            f_type = _match(f.get("type", ""), _TYPE, "UserTypeFilter.Type")
+            f_type = _match(f.get("type", ""), TYPE, "UserTypeFilter.Type")
             f_rel = f.get("relation") or ""
             if f_rel:
-                _match(f_rel, _RELATION, "UserTypeFilter.Relation")
+                _match(f_rel, RELATION, "UserTypeFilter.Relation")
             user_filters.append(f"{f_type}#{f_rel}" if f_rel else f_type)
         contextual = _contextual_tuples(
             body.get("contextual_tuples"), "ListUsersRequest", wrapped=False
@@ -787,7 +788,7 @@ class _FgaApi:
 
 
 def _store_id(request: web.Request, message: str) -> str:
-    return _match(request.match_info["store_id"], _ULID, f"{message}.StoreId")
+    return _match(request.match_info["store_id"], ULID, f"{message}.StoreId")
 
 
 def _store_not_found() -> ApiError:

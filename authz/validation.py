@@ -2,7 +2,9 @@
 
 The HTTP API (``authz.http_api``) answers a violation with OpenFGA's 400 body; the
 embedded authorizer, called in process, raises the same :class:`AuthzValidationError`, so
-an id the real server would refuse is refused here too, whichever way it arrives.
+an id the real server would refuse is refused here too, whichever way it arrives. The
+model's type and relation names follow :data:`TYPE` and :data:`RELATION` too
+(``authz.embedded.model``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ RELATION: Final = r"^[^:#@\s]{1,50}$"
 OBJECT: Final = r"^[^\s]{2,256}$"
 USER: Final = r"^[^\s]{2,512}$"
 OBJECT_ID: Final = r"^[^#:\s]+$"
+#: Store and authorization model ids.
+ULID: Final = r"^[ABCDEFGHJKMNPQRSTVWXYZ0-9]{26}$"
+CORRELATION_ID: Final = r"^[\w\d-]{1,36}$"
+STORE_NAME: Final = r"^[\w\d\s./-]{3,64}$"
 
 _RELATION_RE = re.compile(RELATION)
 _OBJECT_RE = re.compile(OBJECT)

@@ -20,14 +20,15 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from authz.ports import AuthzValidationError, ErrorCode
+from authz.validation import RELATION, TYPE
 
 SUPPORTED_SCHEMA_VERSIONS = ("1.1", "1.2")
 CONDITIONS_UNSUPPORTED = "conditions are not supported by the embedded engine"
 MODULES_UNSUPPORTED = "modules are not supported by the embedded engine"
 
 # OpenFGA API field patterns (openfga/api validation rules on TypeDefinition).
-_TYPE_NAME = re.compile(r"[^:#@\s]{1,254}")
-_RELATION_NAME = re.compile(r"[^:#@\s]{1,50}")
+_TYPE_NAME = re.compile(TYPE)
+_RELATION_NAME = re.compile(RELATION)
 _RESERVED = ("self", "this")
 
 
