@@ -66,3 +66,68 @@ async def test_an_unknown_command_gets_slacks_notice_and_reaches_no_app(env: Env
     assert [m["text"] for m in env.sandbox.messages("C0GENERAL", viewer="U0BOB")] == [
         " /deploy apollo"
     ]
+
+
+async def test_emoji_codes_are_shown_as_emoji(env: Env) -> None:
+    from playwright.async_api import expect
+
+    await env.slack.chat_postMessage(
+        channel="C0GENERAL",
+        text=":white_check_mark: Linked :lock: :key: :no_entry: :warning: :no_such_emoji: `:lock:`",
+    )
+    await env.slack.chat_postMessage(
+        channel="C0GENERAL",
+        text="careful",
+        blocks=[
+            {"type": "header", "text": {"type": "plain_text", "text": ":warning: Careful"}},
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": "go",
+                        "text": {"type": "plain_text", "text": ":key: Link"},
+                    }
+                ],
+            },
+        ],
+    )
+    await open_channel(env, "C0GENERAL")
+    first = env.page.locator("[data-testid=message]").first
+    await expect(first).to_contain_text("✅ Linked 🔒 🔑 ⛔ ⚠️ :no_such_emoji:")
+    await expect(first.locator("code")).to_have_text(":lock:")  # code is shown as typed
+    await expect(env.page.locator(".b-header")).to_have_text("⚠️ Careful")
+    await expect(env.page.locator("button[data-action-id=go]")).to_have_text("🔑 Link")
+
+
+async def test_a_click_is_reported_by_the_buttons_label_not_its_action_id(env: Env) -> None:
+    from playwright.async_api import expect
+
+    buttons = [
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "link_confirm",
+                    "style": "primary",
+                    "text": {"type": "plain_text", "text": "Link alice@example.com"},
+                },
+                {
+                    "type": "button",
+                    "action_id": "link_cancel",
+                    "text": {"type": "plain_text", "text": "Cancel"},
+                },
+            ],
+        }
+    ]
+    await env.slack.chat_postMessage(channel="C0GENERAL", text="Link?", blocks=buttons)
+    await open_channel(env, "C0GENERAL")
+    status = env.page.locator("#status")
+    await env.page.click("button[data-action-id=link_confirm]")
+    await expect(status).to_have_text('Button "Link alice@example.com" clicked')
+    env.receiver.statuses = [500]
+    await env.page.click("button[data-action-id=link_cancel]")
+    await expect(status).to_have_text('Button "Cancel": the app answered with an error (HTTP 500)')
+    received = [r.payload()["actions"][0]["action_id"] for r in env.receiver.received]
+    assert received == ["link_confirm", "link_cancel"]

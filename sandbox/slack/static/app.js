@@ -49,6 +49,49 @@
     el.classList.toggle("error", !!isError);
   }
 
+  // ---------------------------------------------------------------- emoji
+
+  // Slack's names for common emoji; unknown :codes: stay as they are.
+  const EMOJI = {
+    "+1": "👍", "-1": "👎", "100": "💯", alarm_clock: "⏰", arrow_down: "⬇️", arrow_left: "⬅️",
+    arrow_right: "➡️", arrow_up: "⬆️", arrows_counterclockwise: "🔄", ballot_box_with_check: "☑️",
+    bar_chart: "📊", bell: "🔔", blush: "😊", book: "📖", bookmark: "🔖", books: "📚", boom: "💥",
+    bulb: "💡", bust_in_silhouette: "👤", busts_in_silhouette: "👥", calendar: "📆",
+    chart_with_downwards_trend: "📉", chart_with_upwards_trend: "📈", checkered_flag: "🏁",
+    clap: "👏", clipboard: "📋", clock1: "🕐", closed_lock_with_key: "🔐", coffee: "☕",
+    confused: "😕", construction: "🚧", cry: "😢", dart: "🎯", date: "📅", email: "📧",
+    envelope: "✉️", exclamation: "❗", eyes: "👀", file_folder: "📁", fire: "🔥", gear: "⚙️",
+    grey_exclamation: "❕", grey_question: "❔", grin: "😁", grinning: "😀", hammer: "🔨",
+    hammer_and_wrench: "🛠️", heart: "❤️", heavy_check_mark: "✔️", heavy_exclamation_mark: "❗",
+    heavy_minus_sign: "➖", heavy_multiplication_x: "✖️", heavy_plus_sign: "➕", hourglass: "⌛",
+    hourglass_flowing_sand: "⏳", inbox_tray: "📥", information_source: "ℹ️", joy: "😂", key: "🔑",
+    large_blue_circle: "🔵", large_green_circle: "🟢", large_orange_circle: "🟠",
+    large_yellow_circle: "🟡", laughing: "😆", link: "🔗", lock: "🔒", lock_with_ink_pen: "🔏",
+    mag: "🔍", mag_right: "🔎", mailbox: "📫", memo: "📝", muscle: "💪",
+    negative_squared_cross_mark: "❎", new: "🆕", no_bell: "🔕", no_entry: "⛔",
+    no_entry_sign: "🚫", ok: "🆗", ok_hand: "👌", open_file_folder: "📂", outbox_tray: "📤",
+    package: "📦", page_facing_up: "📄", paperclip: "📎", partying_face: "🥳", pencil: "📝",
+    pencil2: "✏️", point_down: "👇", point_left: "👈", point_right: "👉", point_up: "☝️",
+    pray: "🙏", pushpin: "📌", question: "❓", raised_hands: "🙌", red_circle: "🔴", repeat: "🔁",
+    robot_face: "🤖", rocket: "🚀", rotating_light: "🚨", round_pushpin: "📍", see_no_evil: "🙈",
+    shield: "🛡️", simple_smile: "🙂", slightly_smiling_face: "🙂", smile: "😄", smiley: "😃",
+    sos: "🆘", sparkles: "✨", speech_balloon: "💬", spiral_calendar_pad: "🗓️", star: "⭐",
+    stop_sign: "🛑", stopwatch: "⏱️", sunglasses: "😎", sweat_smile: "😅", tada: "🎉",
+    thinking_face: "🤔", thumbsdown: "👎", thumbsup: "👍", trophy: "🏆", unlock: "🔓",
+    warning: "⚠️", wave: "👋", white_check_mark: "✅", wink: "😉", wrench: "🔧", x: "❌", zap: "⚡",
+  };
+  const EMOJI_CODE = /:([a-z0-9_+-]+):/g;
+  const hasOwn = (obj, key) => Object.prototype.hasOwnProperty.call(obj, key);
+
+  // Plain text with :codes: as Unicode emoji (for textContent).
+  function emojiText(text) {
+    return String(text).replace(EMOJI_CODE, (code, name) => (hasOwn(EMOJI, name) ? EMOJI[name] : code));
+  }
+  // The HTML for one :code: (null if unknown); the code stays available as a tooltip.
+  function emojiHtml(code, name) {
+    return hasOwn(EMOJI, name) ? '<span class="emoji" title="' + code + '">' + EMOJI[name] + "</span>" : null;
+  }
+
   // ---------------------------------------------------------------- mrkdwn
 
   function esc(s) {
@@ -108,7 +151,11 @@
     let s = String(text || "")
       .replace(/```([\s\S]*?)```/g, (_, code) => keep("<pre>" + esc(unslack(code)) + "</pre>"))
       .replace(/`([^`\n]+)`/g, (_, code) => keep("<code>" + esc(unslack(code)) + "</code>"))
-      .replace(/<([^<>\s][^<>]*)>/g, (_, inner) => keep(controlToHtml(inner)));
+      .replace(/<([^<>\s][^<>]*)>/g, (_, inner) => keep(controlToHtml(inner)))
+      .replace(EMOJI_CODE, (code, name) => {
+        const html = emojiHtml(code, name);
+        return html === null ? code : keep(html);
+      });
     s = esc(unslack(s));
     const edge = "(^|[\\s(\\u0000>])";
     const end = "(?=$|[\\s.,!?;:)\\u0000<])";
@@ -131,8 +178,10 @@
     if (!obj) return span;
     if (obj.type === "mrkdwn") {
       span.innerHTML = mrkdwn(obj.text);
-    } else {
+    } else if (obj.emoji === false) {
       span.textContent = obj.text || "";
+    } else {
+      span.textContent = emojiText(obj.text || "");
     }
     return span;
   }
@@ -153,12 +202,18 @@
   function button(element, block, ctx) {
     const b = el("button", "btn" + (element.style ? " btn-" + element.style : ""));
     b.type = "button";
-    b.textContent = (element.text && element.text.text) || "Button";
+    b.textContent = buttonLabel(element);
     b.dataset.actionId = element.action_id || "";
     b.dataset.blockId = block.block_id || "";
     if (element.value !== undefined) b.dataset.value = element.value;
     b.addEventListener("click", () => clickButton(b, element, block, ctx));
     return b;
+  }
+
+  function buttonLabel(element) {
+    const text = element.text || {};
+    const label = text.text || "Button";
+    return text.emoji === false ? label : emojiText(label);
   }
 
   function interactive(element, block, ctx) {
@@ -475,6 +530,13 @@
     await refresh();
   }
 
+  // What went wrong with a delivery, in words (the app's reply itself shows up later).
+  function deliveryProblem(d) {
+    if (d.error === "http_timeout") return "the app did not answer in time";
+    if (d.error === "connection_failed") return "the app could not be reached";
+    return "the app answered with an error" + (d.status ? " (HTTP " + d.status + ")" : "");
+  }
+
   async function clickButton(node, element, block, ctx) {
     if (element.confirm && element.confirm.text) {
       const question = element.confirm.text.text || "Are you sure?";
@@ -495,7 +557,8 @@
       }
       const result = await post("ui/actions", body);
       const d = result.delivery || {};
-      status(d.ok ? "Sent " + element.action_id : "The app did not acknowledge: " + (d.error || d.status), !d.ok);
+      const name = 'Button "' + buttonLabel(element) + '"';
+      status(d.ok ? name + " clicked" : name + ": " + deliveryProblem(d), !d.ok);
     } catch (e) {
       status(e.message, true);
     } finally {
