@@ -461,7 +461,14 @@
     });
   }
 
+  // On narrow screens the conversation lists open from a bar above the conversation.
+  function showNav(open) {
+    $("sidebar").classList.toggle("open", open);
+    $("nav-toggle").setAttribute("aria-expanded", String(open));
+  }
+
   function select(view) {
+    showNav(false);
     state.view = view;
     state.thread = null;
     state.messages = [];
@@ -659,6 +666,7 @@
         status(e.message, true);
       }
     });
+    $("nav-toggle").addEventListener("click", () => showNav(!$("sidebar").classList.contains("open")));
     $("nav-home").addEventListener("click", (ev) => {
       ev.preventDefault();
       select({ kind: "home" });
