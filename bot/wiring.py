@@ -18,8 +18,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from authz.cache import DecisionCache
 from authz.factory import AuthzConfig, open_authorizer
+from authz.ports import Authorizer
 from bot.dedup import Deduplicator
 from bot.identity.auth0 import Auth0Client
 from bot.identity.crypto import TokenCipher
@@ -43,7 +43,7 @@ class Deps:
     http: aiohttp.ClientSession
     metrics: Registry
     dedup: Deduplicator
-    authz: DecisionCache
+    authz: Authorizer  # the decision cache, in front of the configured engine
     identity: IdentityService
     directory: WebApiDirectory
     auth0: Auth0Client

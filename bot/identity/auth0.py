@@ -13,6 +13,7 @@ import base64
 import hashlib
 import secrets
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,6 +24,41 @@ from auth0.authentication.exceptions import Auth0Error
 from bot.errors import ServiceUnavailable
 
 LOGIN_SCOPES = "openid profile email offline_access"
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """What Auth0's token endpoint returned (fields it did not send are None)."""
+
+    access_token: str | None
+    id_token: str | None
+    refresh_token: str | None
+    expires_in: int
+
+    @classmethod
+    def from_response(cls, doc: object) -> TokenSet:
+        if not isinstance(doc, dict):
+            raise ServiceUnavailable("Auth0")
+
+        def text(name: str) -> str | None:
+            value = doc.get(name)
+            return value if isinstance(value, str) and value else None
+
+        try:
+            expires_in = int(doc.get("expires_in") or 300)
+        except (TypeError, ValueError):
+            expires_in = 300
+        return cls(
+            access_token=text("access_token"),
+            id_token=text("id_token"),
+            refresh_token=text("refresh_token"),
+            expires_in=expires_in,
+        )
+
+    def __repr__(self) -> str:
+        # Never print a token, whatever logs or tracebacks do with this object.
+        present = [n for n in ("access_token", "id_token", "refresh_token") if getattr(self, n)]
+        return f"TokenSet(present={present}, expires_in={self.expires_in})"
 
 
 class Auth0Rejected(Exception):
@@ -60,11 +96,19 @@ class Auth0Client:
     ) -> None:
         self.domain = domain
         self.protocol = protocol
-        self.client_id = client_id
-        self.audience = audience
+        self._client_id = client_id
+        self._audience = audience
         self._secret = client_secret
         self._timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="auth0")
+
+    @property
+    def client_id(self) -> str:
+        return self._client_id
+
+    @property
+    def audience(self) -> str:
+        return self._audience
 
     @property
     def base_url(self) -> str:
@@ -115,9 +159,9 @@ class Auth0Client:
         except requests.RequestException:
             raise ServiceUnavailable("Auth0") from None
 
-    async def exchange_code(self, *, code: str, code_verifier: str, redirect_uri: str) -> Any:
+    async def exchange_code(self, *, code: str, code_verifier: str, redirect_uri: str) -> TokenSet:
         client = self._get_token()
-        return await self._call(
+        doc = await self._call(
             client.authenticated_post,
             f"{self.base_url}/oauth/token",
             {
@@ -128,10 +172,11 @@ class Auth0Client:
                 "redirect_uri": redirect_uri,
             },
         )
+        return TokenSet.from_response(doc)
 
-    async def refresh(self, refresh_token: str) -> Any:
+    async def refresh(self, refresh_token: str) -> TokenSet:
         client = self._get_token()
-        return await self._call(client.refresh_token, refresh_token)
+        return TokenSet.from_response(await self._call(client.refresh_token, refresh_token))
 
     async def revoke(self, refresh_token: str) -> None:
         client = RevokeToken(**self._client_args())

@@ -38,9 +38,15 @@ from bot.errors import (
     RelinkRequired,
     ServiceUnavailable,
 )
-from bot.identity.auth0 import Auth0Client, Auth0Rejected, pkce_pair, s256_challenge
+from bot.identity.auth0 import (
+    Auth0Rejected,
+    TokenSet,
+    pkce_pair,
+    s256_challenge,
+)
 from bot.identity.crypto import DecryptionError, TokenCipher
-from bot.identity.tokens import JwksUnavailable, TokenInvalid, TokenVerifier
+from bot.identity.ports import IdentityProvider, TokenVerification
+from bot.identity.tokens import JwksUnavailable, TokenInvalid
 from bot.storage.db import Database
 from bot.storage.models import LinkRequest, SlackLink
 
@@ -126,6 +132,8 @@ class Identity:
     # No fresh permissions could be had (no usable refresh token, or the grant is gone):
     # the person has none until they link again.
     needs_relink: bool = False
+    # The access token the permissions came from has expired (``current`` refreshes).
+    permissions_stale: bool = False
 
     @property
     def fga_user(self) -> str:
@@ -205,8 +213,8 @@ class IdentityService:
         self,
         *,
         db: Database,
-        auth0: Auth0Client,
-        verifier: TokenVerifier,
+        auth0: IdentityProvider,
+        verifier: TokenVerification,
         cipher: TokenCipher,
         authorizer: Authorizer,
         directory: SlackDirectory,
@@ -381,8 +389,8 @@ class IdentityService:
         except Auth0Rejected as exc:
             log.info("Auth0 refused the code exchange: %s", exc.error)
             raise LinkFailed(LinkFailure.CODE_REJECTED, exc.error) from None
-        id_token = tokens.get("id_token") if isinstance(tokens, dict) else None
-        if not isinstance(id_token, str):
+        id_token = tokens.id_token
+        if id_token is None:
             raise LinkFailed(LinkFailure.NO_ID_TOKEN)
         try:
             claims = await self._verifier.verify_id_token(
@@ -401,7 +409,7 @@ class IdentityService:
         email = _str_or_none(claims.claims.get("email"))
         email_verified = claims.claims.get("email_verified") is True
         name = _str_or_none(claims.claims.get("name"))
-        refresh = tokens.get("refresh_token")
+        refresh = tokens.refresh_token
         now = _now()
         confirm_by = now + self._ttl
         async with self._db.session() as session:
@@ -423,7 +431,7 @@ class IdentityService:
                         self._cipher.encrypt(
                             refresh, purpose=_refresh_purpose(team_id, slack_user_id)
                         )
-                        if isinstance(refresh, str)
+                        if refresh is not None
                         else None
                     ),
                     permissions=json.dumps(permissions),
@@ -645,11 +653,11 @@ class IdentityService:
             link = await session.get(SlackLink, (team_id, slack_user_id))
         return link is not None and link.sub == sub
 
-    async def _permissions_from(self, tokens: dict[str, Any]) -> tuple[list[str], datetime]:
-        access = tokens.get("access_token")
-        expires_in = int(tokens.get("expires_in") or 300)
+    async def _permissions_from(self, tokens: TokenSet) -> tuple[list[str], datetime]:
+        access = tokens.access_token
+        expires_in = tokens.expires_in
         permissions: list[str] = []
-        if isinstance(access, str):
+        if access is not None:
             try:
                 verified = await self._verifier.verify_access_token(
                     access, audience=self._auth0.audience
@@ -665,26 +673,33 @@ class IdentityService:
 
     # -- lookups ----------------------------------------------------------------
 
-    async def get(self, team_id: str, slack_user_id: str) -> Identity | None:
-        """The linked identity with fresh permissions (refreshed at Auth0 when the access
-        token they came from has expired; none when they cannot be refreshed)."""
+    async def lookup(self, team_id: str, slack_user_id: str) -> Identity | None:
+        """The stored link, as it is (one database read, nothing else). Its permissions may
+        be stale (``permissions_stale``): use :meth:`current` before relying on them."""
         async with self._db.session() as session:
             link = await session.get(SlackLink, (team_id, slack_user_id))
-        if link is None:
-            return None
-        if link.permissions_expire_at and _aware(link.permissions_expire_at) <= _now():
-            lock = self._refresh_locks.setdefault((team_id, slack_user_id), asyncio.Lock())
-            async with lock:
-                async with self._db.session() as session:
-                    link = await session.get(SlackLink, (team_id, slack_user_id))
-                if link is None:
-                    return None
-                if link.permissions_expire_at and _aware(link.permissions_expire_at) <= _now():
-                    await self._refresh_permissions(link)
-        return _identity(link)
+        return None if link is None else _identity(link)
+
+    async def current(self, team_id: str, slack_user_id: str) -> Identity | None:
+        """The linked identity with fresh permissions. When the access token they came
+        from has expired this refreshes them at Auth0 (network) and stores the result
+        (a write); when they cannot be refreshed the identity has none."""
+        identity = await self.lookup(team_id, slack_user_id)
+        if identity is None or not identity.permissions_stale:
+            return identity
+        lock = self._refresh_locks.setdefault((team_id, slack_user_id), asyncio.Lock())
+        async with lock:
+            async with self._db.session() as session:
+                link = await session.get(SlackLink, (team_id, slack_user_id))
+            if link is None:
+                return None
+            if link.permissions_expire_at and _aware(link.permissions_expire_at) <= _now():
+                await self._refresh_permissions(link)
+            return _identity(link)
 
     async def require(self, team_id: str, slack_user_id: str) -> Identity:
-        identity = await self.get(team_id, slack_user_id)
+        """:meth:`current`, or :class:`NotLinked`."""
+        identity = await self.current(team_id, slack_user_id)
         if identity is None:
             raise NotLinked()
         return identity
@@ -729,12 +744,12 @@ class IdentityService:
             await self._save_permissions(link, [], None)
             return
         permissions, expires_at = await self._permissions_from(tokens)
-        rotated = tokens.get("refresh_token")
+        rotated = tokens.refresh_token
         enc = (
             self._cipher.encrypt(
                 rotated, purpose=_refresh_purpose(link.team_id, link.slack_user_id)
             )
-            if isinstance(rotated, str) and rotated != refresh
+            if rotated is not None and rotated != refresh
             else None
         )
         await self._save_permissions(link, permissions, expires_at, refresh_token_enc=enc)
@@ -862,4 +877,6 @@ def _identity(link: SlackLink) -> Identity:
         linked_at=_aware(link.linked_at),
         membership=Membership(link.membership or Membership.MEMBER.value),
         needs_relink=link.permissions_expire_at is None,
+        permissions_stale=link.permissions_expire_at is not None
+        and _aware(link.permissions_expire_at) <= _now(),
     )

@@ -289,7 +289,7 @@ async def test_refresh_tokens_are_encrypted_at_rest(bot: Harness) -> None:
     )
     assert plain not in row.refresh_token_enc
     refreshed = await bot.deps.auth0.refresh(plain)
-    assert refreshed["access_token"]
+    assert refreshed.access_token
     with pytest.raises(DecryptionError):
         TokenCipher(ENCRYPTION_KEYS).decrypt(row.refresh_token_enc, purpose="pkce")
 
@@ -314,7 +314,7 @@ async def test_authorization_down_fails_closed_and_links_nobody(sqlite_url: str)
             ]
         )
         assert await link_count(bot) == 0
-        assert await bot.deps.identity.get(TEAM, "U0ALICE") is None
+        assert await bot.deps.identity.lookup(TEAM, "U0ALICE") is None
         # The button still works once authorization is back (nothing was used up).
         still = await bot.confirmation_in_slack("U0ALICE")
         assert still["ts"] == message["ts"]
@@ -352,8 +352,8 @@ async def test_no_secret_or_token_reaches_the_logs(sqlite_url: str) -> None:
         CLIENT_SECRET,
         ENCRYPTION_KEYS.partition(":")[2],
         refresh,
-        tokens["access_token"],
-        tokens["id_token"],
+        tokens.access_token,
+        tokens.id_token,
     ):
         assert secret not in logged
 

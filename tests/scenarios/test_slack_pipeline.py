@@ -16,6 +16,15 @@ from tests.conftest import PG_ADMIN_URL, _pg_exec, _sa_url, _with_db
 from tests.support import Harness, eventually, running_bot, sign
 
 
+async def answered_command(bot: Harness, user: str, text: str) -> dict[str, Any]:
+    """Run ``/pm text`` in #general and wait for its answer (commands are acked at once and
+    answered after), so later counts of the channel start after it."""
+    seen = len(bot.sandbox.messages("C0GENERAL", viewer=user))
+    result = await bot.sandbox.run_command(user, "C0GENERAL", "/pm", text)
+    await eventually(lambda: len(bot.sandbox.messages("C0GENERAL", viewer=user)) > seen)
+    return result
+
+
 @pytest.fixture
 async def bot(database_url: str) -> AsyncIterator[Harness]:
     async with running_bot(database_url) as harness:
@@ -230,7 +239,7 @@ async def test_health_is_503_when_the_database_is_down(pg_template: str) -> None
 async def test_oversized_command_text_gets_a_clear_message(bot: Harness) -> None:
     # Slack itself caps command text at 4,000 characters, so the sandbox refuses more; a
     # forged (but correctly signed) request reuses a real response_url to reach the user.
-    first = await bot.sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", "help")
+    first = await answered_command(bot, "U0ALICE", "help")
     body = urlencode(
         {
             "command": "/pm",
@@ -282,7 +291,7 @@ async def test_a_signed_command_form_reaches_the_listener_as_fields(bot: Harness
     """A form posted by hand: a body starting with "{" and mentioning "payload" is still a
     command, a repeated field counts with its first value, and the answer goes through the
     sandbox's real response_url."""
-    first = await bot.sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", "help")
+    first = await answered_command(bot, "U0ALICE", "help")
     before = len(bot.sandbox.messages("C0GENERAL", viewer="U0ALICE"))
     body = (
         b'{"payload"=1&'
@@ -340,7 +349,7 @@ async def test_socket_mode_commands_are_answered(bot: Harness) -> None:
     from bot.socket_mode import SocketModeReceiver
     from tests.support import start_site
 
-    first = await bot.sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", "help")
+    first = await answered_command(bot, "U0ALICE", "help")
     before = len(bot.sandbox.messages("C0GENERAL", viewer="U0ALICE"))
     acks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     socket_url = ""

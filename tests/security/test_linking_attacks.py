@@ -354,7 +354,7 @@ async def test_concurrent_link_and_unlink_leave_no_membership_without_a_link(
             bot.deps.identity.unlink(TEAM, "U0ALICE"),
             return_exceptions=True,
         )
-        linked = await bot.deps.identity.get(TEAM, "U0ALICE") is not None
+        linked = await bot.deps.identity.lookup(TEAM, "U0ALICE") is not None
         member = await bot.deps.authz.check(
             fga_user("auth0|alice"),
             "member",

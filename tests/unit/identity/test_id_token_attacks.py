@@ -263,7 +263,7 @@ async def test_forged_id_tokens_are_refused_and_nothing_is_linked(setup: Setup, 
         await setup.service.complete_login(state=state, code="c", browser_binding=binding)
     assert info.value.reason is LinkFailure.ID_TOKEN_INVALID
     assert await _links(setup.db) == 0
-    assert await setup.service.get("T1", "U0ALICE") is None
+    assert await setup.service.lookup("T1", "U0ALICE") is None
 
 
 async def test_a_valid_token_links(setup: Setup) -> None:
