@@ -67,7 +67,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
 
 async def _link(deps: Deps, team_id: str, user_id: str, respond: AsyncRespond) -> None:
-    linked = await deps.identity.get(team_id, user_id)
+    linked = await deps.identity.lookup(team_id, user_id)
     if linked is not None:
         # Ask before replacing a link: a stray /pm link must not cost the current one.
         await respond(

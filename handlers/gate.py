@@ -47,7 +47,7 @@ def link_gate(deps: Deps) -> Middleware:
         if command in UNGATED_SUBCOMMANDS:
             await next()
             return
-        identity = await deps.identity.get(team_id, user_id)
+        identity = await deps.identity.current(team_id, user_id)
         if identity is not None:
             context[IDENTITY] = identity
             await next()

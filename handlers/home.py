@@ -12,7 +12,7 @@ from handlers import blocks
 
 
 async def publish_home(deps: Deps, team_id: str, user_id: str, *, with_link: bool = False) -> None:
-    identity = await deps.identity.get(team_id, user_id)
+    identity = await deps.identity.lookup(team_id, user_id)
     link_url = None
     if identity is None and with_link:
         link_url = await deps.identity.start_link(team_id, user_id)
