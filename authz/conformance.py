@@ -22,10 +22,9 @@ from typing import Any, TextIO
 
 import yaml
 
-from authz.embedded.dsl import parse_dsl
 from authz.embedded.evaluator import Evaluator
 from authz.embedded.memory import MemoryTupleStore, validate_tuple
-from authz.embedded.model import AuthorizationModel
+from authz.embedded.model import AuthorizationModel, parse_dsl
 from authz.ports import AuthzError, TupleKey
 
 

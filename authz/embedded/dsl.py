@@ -1,4 +1,6 @@
-"""Parser for the OpenFGA modeling language (DSL), schema 1.1.
+"""Parser for the OpenFGA modeling language (DSL), schema 1.1: the text's type definitions
+(:mod:`authz.embedded.definitions`); :func:`authz.embedded.model.parse_dsl` validates them
+into a model.
 
 Follows the grammar of openfga/language (``OpenFGALexer.g4`` / ``OpenFGAParser.g4``): the same
 line clean-up (full-line ``#`` comments and trailing `` #`` comments removed), the same
@@ -17,10 +19,9 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from authz.embedded.model import (
+from authz.embedded.definitions import (
     CONDITIONS_UNSUPPORTED,
     MODULES_UNSUPPORTED,
-    AuthorizationModel,
     ComputedUserset,
     Difference,
     Intersection,
@@ -415,12 +416,14 @@ class _Parser:
             self.expect("CONDITION_PARAM_TYPE", "a parameter type")
 
 
-def parse_dsl(text: str) -> AuthorizationModel:
-    """Parses a model written in the OpenFGA DSL.
+def parse_definitions(text: str) -> tuple[str, list[TypeDef]]:
+    """The schema version and type definitions of a model written in the OpenFGA DSL, not
+    yet validated as a model (:func:`authz.embedded.model.parse_dsl` builds and validates
+    the :class:`~authz.embedded.model.AuthorizationModel`).
 
     Raises :class:`~authz.ports.AuthzValidationError` (``invalid_authorization_model``) on a
-    syntax error, on a model OpenFGA would refuse, and on models that use conditions or
-    modules (which the embedded engine does not support).
+    syntax error, on a relation defined twice in a type, and on models that use conditions
+    or modules (which the embedded engine does not support).
     """
     parser = _Parser(tokenize(_clean(text)))
     schema, types = parser.main()
@@ -428,4 +431,4 @@ def parse_dsl(text: str) -> AuthorizationModel:
         raise invalid_model(MODULES_UNSUPPORTED)
     if parser.uses_conditions:
         raise invalid_model(CONDITIONS_UNSUPPORTED)
-    return AuthorizationModel(schema, types)
+    return schema, types

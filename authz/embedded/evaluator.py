@@ -41,16 +41,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
-from authz.embedded.memory import (
-    MemoryTupleStore,
-    is_valid_object,
-    key_problem,
-    split_user,
-    tuple_problem,
-    user_problem,
-)
-from authz.embedded.model import (
-    AuthorizationModel,
+from authz.embedded.definitions import (
     ComputedUserset,
     Difference,
     Intersection,
@@ -61,6 +52,15 @@ from authz.embedded.model import (
     Union,
     iter_leaves,
 )
+from authz.embedded.memory import (
+    MemoryTupleStore,
+    is_valid_object,
+    key_problem,
+    split_user,
+    tuple_problem,
+    user_problem,
+)
+from authz.embedded.model import AuthorizationModel
 from authz.ports import AuthzEvaluationError, AuthzValidationError, ErrorCode, TupleKey
 
 DEFAULT_MAX_DEPTH: Final = 25
@@ -1190,7 +1190,7 @@ class Evaluator:
         self.tuples = tuples
         self.max_depth = max_depth
         self.max_steps = max_steps
-        self._analysis: ModelAnalysis = model.analysis
+        self._analysis = model.derived(ModelAnalysis)
 
     # -- helpers --------------------------------------------------------------------------------
 

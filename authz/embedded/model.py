@@ -3,9 +3,11 @@
 An :class:`AuthorizationModel` is only ever built from a definition that passes the same
 rules OpenFGA's ``WriteAuthorizationModel`` applies (type restrictions, entrypoints, cycles
 through computed relations, tupleset relations...), so the evaluator can rely on it being
-well formed. Models are built from the OpenFGA API JSON form (:func:`model_from_json`) or
-from the DSL (:func:`parse_dsl`, implemented in :mod:`authz.embedded.dsl`), and converted
-back to the API JSON form with :func:`model_to_json`.
+well formed. Its building blocks (types, relations, rewrites) are in
+:mod:`authz.embedded.definitions`. Models are built from the OpenFGA API JSON form
+(:func:`model_from_json`) or from the DSL (:func:`parse_dsl`, over the parser in
+:mod:`authz.embedded.dsl`), and converted back to the API JSON form with
+:func:`model_to_json`.
 
 Conditions and modular models are recognised but refused with an
 :class:`~authz.ports.AuthzValidationError`: the embedded engine cannot evaluate them, and
@@ -15,154 +17,36 @@ it must never answer a question about them wrongly.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar, cast
 
-from authz.ports import AuthzValidationError, ErrorCode
+from authz.embedded.definitions import (
+    CONDITIONS_UNSUPPORTED,
+    ComputedUserset,
+    Difference,
+    Intersection,
+    RelationDef,
+    Rewrite,
+    This,
+    TupleToUserset,
+    TypeDef,
+    TypeRestriction,
+    Union,
+    contains_this,
+    invalid_model,
+    iter_leaves,
+)
+from authz.embedded.dsl import parse_definitions
 from authz.validation import RELATION, TYPE
 
 SUPPORTED_SCHEMA_VERSIONS = ("1.1", "1.2")
-CONDITIONS_UNSUPPORTED = "conditions are not supported by the embedded engine"
-MODULES_UNSUPPORTED = "modules are not supported by the embedded engine"
 
 # OpenFGA API field patterns (openfga/api validation rules on TypeDefinition).
 _TYPE_NAME = re.compile(TYPE)
 _RELATION_NAME = re.compile(RELATION)
 _RESERVED = ("self", "this")
 
-
-def invalid_model(message: str) -> AuthzValidationError:
-    """The error every invalid model definition is reported with."""
-    return AuthzValidationError(ErrorCode.invalid_authorization_model, message)
-
-
-# --------------------------------------------------------------------------------------------
-# Userset rewrites
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class This:
-    """Direct assignment: the tuples written on the relation (``[user, team#member]``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ComputedUserset:
-    """Another relation of the same object (``define viewer: editor``)."""
-
-    relation: str
-
-
-@dataclass(frozen=True, slots=True)
-class TupleToUserset:
-    """``computed from tupleset``: ``computed`` on every object related by ``tupleset``."""
-
-    tupleset: str
-    computed: str
-
-
-@dataclass(frozen=True, slots=True)
-class Union:
-    children: tuple[Rewrite, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Intersection:
-    children: tuple[Rewrite, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Difference:
-    """``base but not subtract``."""
-
-    base: Rewrite
-    subtract: Rewrite
-
-
-Rewrite: TypeAlias = This | ComputedUserset | TupleToUserset | Union | Intersection | Difference
-
-
-@dataclass(frozen=True, slots=True)
-class TypeRestriction:
-    """One entry of a relation's directly related user types: ``user``, ``user:*`` or
-    ``team#member`` (optionally ``with condition``)."""
-
-    type: str
-    relation: str = ""
-    wildcard: bool = False
-    condition: str = ""
-
-    @property
-    def label(self) -> str:
-        """The DSL spelling without condition: ``user``, ``user:*`` or ``team#member``."""
-        if self.wildcard:
-            return f"{self.type}:*"
-        if self.relation:
-            return f"{self.type}#{self.relation}"
-        return self.type
-
-
-@dataclass(frozen=True, slots=True)
-class RelationDef:
-    name: str
-    rewrite: Rewrite
-    directly_related: tuple[TypeRestriction, ...] = ()
-
-
-class TypeDef:
-    """A type and its relations (in definition order; equality ignores the order)."""
-
-    __slots__ = ("_by_name", "name", "relations")
-
-    def __init__(self, name: str, relations: Iterable[RelationDef] = ()) -> None:
-        self.name = name
-        self.relations: tuple[RelationDef, ...] = tuple(relations)
-        self._by_name = {r.name: r for r in self.relations}
-        if len(self._by_name) != len(self.relations):
-            raise invalid_model(f"type '{name}' defines a relation more than once")
-
-    def relation(self, name: str) -> RelationDef | None:
-        return self._by_name.get(name)
-
-    @property
-    def relation_names(self) -> tuple[str, ...]:
-        return tuple(self._by_name)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TypeDef):
-            return NotImplemented
-        return self.name == other.name and self._by_name == other._by_name
-
-    def __hash__(self) -> int:
-        return hash((self.name, frozenset(self.relations)))
-
-    def __repr__(self) -> str:
-        return f"TypeDef({self.name!r}, {list(self.relations)!r})"
-
-
-def contains_this(rewrite: Rewrite) -> bool:
-    """Whether the rewrite allows direct assignment anywhere."""
-    if isinstance(rewrite, This):
-        return True
-    if isinstance(rewrite, Union | Intersection):
-        return any(contains_this(c) for c in rewrite.children)
-    if isinstance(rewrite, Difference):
-        return contains_this(rewrite.base) or contains_this(rewrite.subtract)
-    return False
-
-
-def iter_leaves(rewrite: Rewrite, *, skip_subtract: bool = False) -> Iterator[Rewrite]:
-    """The ``This`` / computed / tuple-to-userset leaves of a rewrite tree."""
-    if isinstance(rewrite, Union | Intersection):
-        for child in rewrite.children:
-            yield from iter_leaves(child, skip_subtract=skip_subtract)
-    elif isinstance(rewrite, Difference):
-        yield from iter_leaves(rewrite.base, skip_subtract=skip_subtract)
-        if not skip_subtract:
-            yield from iter_leaves(rewrite.subtract, skip_subtract=skip_subtract)
-    else:
-        yield rewrite
+_T = TypeVar("_T")
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,7 +63,7 @@ class AuthorizationModel:
     not matter).
     """
 
-    __slots__ = ("_analysis", "_relations", "_types", "schema_version", "type_definitions")
+    __slots__ = ("_derived", "_relations", "_types", "schema_version", "type_definitions")
 
     def __init__(self, schema_version: str, type_definitions: Iterable[TypeDef]) -> None:
         self.schema_version = schema_version or "1.1"
@@ -192,7 +76,7 @@ class AuthorizationModel:
         self._relations: dict[tuple[str, str], RelationDef] = {
             (td.name, r.name): r for td in self.type_definitions for r in td.relations
         }
-        self._analysis: Any = None
+        self._derived: dict[Callable[[AuthorizationModel], Any], Any] = {}
         _Validator(self).validate()
 
     # -- lookups ------------------------------------------------------------------------------
@@ -226,15 +110,13 @@ class AuthorizationModel:
             for leaf in iter_leaves(r.rewrite)
         )
 
-    @property
-    def analysis(self) -> Any:
-        """Derived indexes used by the evaluator (built once, on first use)."""
-        if self._analysis is None:
-            # Imported here: the evaluator module imports this one.
-            from authz.embedded.evaluator import ModelAnalysis
-
-            self._analysis = ModelAnalysis(self)
-        return self._analysis
+    def derived(self, build: Callable[[AuthorizationModel], _T]) -> _T:
+        """``build(self)``, built on first use and then kept with the model: indexes derived
+        from it, such as the evaluator's analysis of the model."""
+        found = self._derived.get(build)
+        if found is None:
+            found = self._derived[build] = build(self)
+        return cast(_T, found)
 
     # -- value semantics ----------------------------------------------------------------------
 
@@ -637,7 +519,11 @@ def model_to_json(model: AuthorizationModel) -> dict[str, Any]:
 
 
 def parse_dsl(text: str) -> AuthorizationModel:
-    """Parses an OpenFGA DSL model (see :func:`authz.embedded.dsl.parse_dsl`)."""
-    from authz.embedded.dsl import parse_dsl as _parse
+    """Parses and validates a model written in the OpenFGA DSL.
 
-    return _parse(text)
+    Raises :class:`~authz.ports.AuthzValidationError` (``invalid_authorization_model``) on a
+    syntax error, on a model OpenFGA would refuse, and on models that use conditions or
+    modules (which the embedded engine does not support).
+    """
+    schema_version, type_definitions = parse_definitions(text)
+    return AuthorizationModel(schema_version, type_definitions)

@@ -6,11 +6,9 @@ import json
 
 import pytest
 
-from authz.embedded.dsl import parse_dsl
-from authz.embedded.model import (
+from authz.embedded.definitions import (
     CONDITIONS_UNSUPPORTED,
     MODULES_UNSUPPORTED,
-    AuthorizationModel,
     ComputedUserset,
     Difference,
     Intersection,
@@ -20,10 +18,9 @@ from authz.embedded.model import (
     TypeDef,
     TypeRestriction,
     Union,
-    model_from_json,
-    model_to_json,
 )
-from authz.embedded.model import parse_dsl as parse_dsl_from_model
+from authz.embedded.dsl import parse_definitions
+from authz.embedded.model import AuthorizationModel, model_from_json, model_to_json, parse_dsl
 from authz.ports import AuthzValidationError, ErrorCode
 
 HEADER = "model\n  schema 1.1\n"
@@ -96,8 +93,9 @@ def test_parses_every_construct() -> None:
     assert not model.is_tupleset_relation("doc", "owner")
 
 
-def test_model_module_exposes_the_same_parser() -> None:
-    assert parse_dsl_from_model(GDRIVE) == parse_dsl(GDRIVE)
+def test_the_model_is_built_from_the_parsed_definitions() -> None:
+    schema_version, type_definitions = parse_definitions(GDRIVE)
+    assert parse_dsl(GDRIVE) == AuthorizationModel(schema_version, type_definitions)
 
 
 def test_extended_identifiers_and_keyword_like_type_names() -> None:

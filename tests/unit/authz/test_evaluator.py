@@ -7,14 +7,13 @@ import random
 
 import pytest
 
-from authz.embedded.dsl import parse_dsl
 from authz.embedded.evaluator import (
     Evaluator,
     ResolutionTooComplexError,
     TooMuchWorkError,
 )
 from authz.embedded.memory import MemoryTupleStore, validate_tuple
-from authz.embedded.model import AuthorizationModel
+from authz.embedded.model import AuthorizationModel, parse_dsl
 from authz.ports import AuthzEvaluationError, AuthzValidationError, ErrorCode, TupleKey
 
 HEADER = "model\n  schema 1.1\n"
