@@ -9,10 +9,9 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from authz.embedded.tables import authz_metadata
-from bot.storage.models import Base
+from bot.storage.migrate import target_metadata as all_metadata
 
-target_metadata = [Base.metadata, authz_metadata]
+target_metadata = all_metadata()
 config = context.config
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.settings import Settings
 from bot.storage.migrate import upgrade
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +26,15 @@ PG_ADMIN_URL = os.environ.get(
     "PMBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests never read the developer's configuration: no setting comes from the shell's
+    environment or from a ``.env`` file; each test passes the settings it means."""
+    for field in Settings.model_fields.values():
+        if field.alias:
+            os.environ.pop(field.alias, None)
+    Settings.model_config["env_file"] = None
 
 
 def _pg_reachable() -> bool:

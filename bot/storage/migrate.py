@@ -7,10 +7,20 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import MetaData
 
 from bot.storage.db import ensure_sqlite_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def target_metadata() -> list[MetaData]:
+    """Every table the migrations create: pmbot's own and the embedded authorization
+    engine's (Alembic's ``target_metadata``; tests compare the two)."""
+    from authz.embedded.tables import authz_metadata
+    from bot.storage.models import Base
+
+    return [Base.metadata, authz_metadata]
 
 
 def alembic_config(url: str) -> Config:

@@ -202,3 +202,15 @@ def test_production_needs_an_https_public_url(overrides: dict[str, str | None]) 
     with pytest.raises(SettingsError) as info:
         load_settings(**{k: v for k, v in values.items() if v is not None})
     assert "https PMBOT_PUBLIC_URL" in info.value.problems[0]
+
+
+def test_tests_read_no_dotenv_and_no_developer_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A developer's .env (here, in the working directory) does not reach the tests, and
+    the variables of their shell were cleared when the session started."""
+    (tmp_path / ".env").write_text("PMBOT_PORT=4999\nLOG_LEVEL=DEBUG\n")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.port == 3000 and settings.log_level == "INFO"
+    assert "SLACK_BOT_TOKEN" not in os.environ and "DATABASE_URL" not in os.environ
