@@ -63,10 +63,11 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 from aiohttp import hdrs, web
 
+from authz.embedded.engine import EmbeddedEngine
 from authz.embedded.model import model_from_json, model_to_json
 from authz.embedded.sqlstore import StoreNotFoundError
 from authz.ports import (
@@ -88,9 +89,6 @@ from authz.validation import (
     ULID,
     USER,
 )
-
-if TYPE_CHECKING:
-    from authz.embedded.engine import EmbeddedEngine
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,14 @@
-"""The :class:`~authz.ports.Authorizer` port over one store of the embedded engine."""
+"""The :class:`~authz.ports.Authorizer` port over one store of the embedded engine.
+
+The authorizer only needs the engine's per-store operations, described by
+:class:`StoreEngine`; :class:`~authz.embedded.engine.EmbeddedEngine` provides them (and
+hands out authorizers with :meth:`~authz.embedded.engine.EmbeddedEngine.authorizer`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from authz.ports import (
     BatchItemResult,
@@ -14,8 +19,75 @@ from authz.ports import (
 )
 from authz.validation import validate_tuple_keys
 
-if TYPE_CHECKING:
-    from authz.embedded.engine import EmbeddedEngine
+
+class StoreEngine(Protocol):
+    """The engine operations an :class:`EmbeddedAuthorizer` runs, for one store and model
+    (``model_id`` None: the store's latest model)."""
+
+    async def check(
+        self,
+        store_id: str,
+        model_id: str | None,
+        user: str,
+        relation: str,
+        object: str,
+        *,
+        contextual_tuples: Sequence[TupleKey] = (),
+        consistency: Consistency = Consistency.MINIMIZE_LATENCY,
+    ) -> bool: ...
+
+    async def batch_check(
+        self,
+        store_id: str,
+        model_id: str | None,
+        requests: Sequence[CheckRequest],
+        *,
+        consistency: Consistency = Consistency.MINIMIZE_LATENCY,
+    ) -> list[BatchItemResult]: ...
+
+    async def list_objects(
+        self,
+        store_id: str,
+        model_id: str | None,
+        user: str,
+        relation: str,
+        type: str,
+        *,
+        contextual_tuples: Sequence[TupleKey] = (),
+        consistency: Consistency = Consistency.MINIMIZE_LATENCY,
+    ) -> list[str]: ...
+
+    async def list_users(
+        self,
+        store_id: str,
+        model_id: str | None,
+        object: str,
+        relation: str,
+        user_filters: Sequence[str],
+        *,
+        contextual_tuples: Sequence[TupleKey] = (),
+        consistency: Consistency = Consistency.MINIMIZE_LATENCY,
+    ) -> list[str]: ...
+
+    async def write_tuples(
+        self,
+        store_id: str,
+        model_id: str | None,
+        writes: Sequence[TupleKey] = (),
+        deletes: Sequence[TupleKey] = (),
+    ) -> None: ...
+
+    async def read(
+        self,
+        store_id: str,
+        model_id: str | None = None,
+        *,
+        user: str | None = None,
+        relation: str | None = None,
+        object: str | None = None,
+        page_size: int = ...,
+        continuation_token: str = "",
+    ) -> ReadResult: ...
 
 
 class EmbeddedAuthorizer:
@@ -30,7 +102,7 @@ class EmbeddedAuthorizer:
 
     __slots__ = ("_engine", "model_id", "store_id")
 
-    def __init__(self, engine: EmbeddedEngine, store_id: str, model_id: str | None = None) -> None:
+    def __init__(self, engine: StoreEngine, store_id: str, model_id: str | None = None) -> None:
         self._engine = engine
         self.store_id = store_id
         self.model_id = model_id
