@@ -149,4 +149,13 @@ def configure_logging(
     # aiosqlite logs every statement with its parameters at DEBUG: row values (link
     # request ids, browser bindings, ciphertexts) are not log material.
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
+    # Libraries speak at INFO about their own routine (scheduler jobs added and run,
+    # migrations context, connections): at the default level only pmbot's lines show.
+    # LOG_LEVEL=DEBUG shows everything.
+    library_level = logging.DEBUG if level == "DEBUG" else logging.WARNING
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(library_level)
     return redactor
+
+
+QUIET_LIBRARIES = ("apscheduler", "slack_bolt", "slack_sdk", "alembic", "sqlalchemy", "asyncio")

@@ -35,3 +35,17 @@ def test_manifest_declares_what_the_bot_uses() -> None:
     assert features["app_home"]["home_tab_enabled"] is True
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])  # type: ignore[index]
     assert {"app_mentions:read", "chat:write", "commands", "im:history", "im:write"} <= scopes
+
+
+def test_manifest_promises_only_the_commands_that_work() -> None:
+    """The usage hint names exactly the subcommands `/pm help` lists (the help is generated
+    from the commands that exist), and the scopes cover the methods linking calls."""
+    from bot.messages import COMMANDS
+
+    features = _manifest()["features"]
+    assert isinstance(features, dict)
+    (command,) = features["slash_commands"]
+    hinted = {part.strip() for part in command["usage_hint"].split("|")}
+    assert hinted == {cmd.removeprefix("/pm ") for cmd, _ in COMMANDS}
+    scopes = set(_manifest()["oauth_config"]["scopes"]["bot"])  # type: ignore[index]
+    assert {"users:read", "team:read"} <= scopes  # users.info and team.info
