@@ -40,7 +40,8 @@ from typing import Any, Final, Literal, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authz.embedded.authorizer import EmbeddedAuthorizer
-from authz.embedded.evaluator import DEFAULT_MAX_DEPTH, Evaluator
+from authz.embedded.check import DEFAULT_MAX_DEPTH
+from authz.embedded.evaluator import Evaluator
 from authz.embedded.memory import (
     MemoryTupleStore,
     is_valid_object,

@@ -7,11 +7,8 @@ import random
 
 import pytest
 
-from authz.embedded.evaluator import (
-    Evaluator,
-    ResolutionTooComplexError,
-    TooMuchWorkError,
-)
+from authz.embedded.check import ResolutionTooComplexError, TooMuchWorkError
+from authz.embedded.evaluator import Evaluator
 from authz.embedded.memory import MemoryTupleStore, validate_tuple
 from authz.embedded.model import AuthorizationModel, parse_dsl
 from authz.ports import AuthzEvaluationError, AuthzValidationError, ErrorCode, TupleKey
