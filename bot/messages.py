@@ -14,7 +14,7 @@ from bot.errors import (
     ServiceUnavailable,
     UnknownCommand,
 )
-from bot.identity.service import LinkFailure
+from bot.identity.model import LinkFailure
 
 GENERIC_FAILURE = (
     ":warning: Something went wrong on my side and nothing was changed. Please try again; "

@@ -14,7 +14,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncBoltContext
 
 from bot import messages as words
-from bot.identity.service import Identity
+from bot.identity.model import Identity
 from bot.wiring import Deps
 from handlers import blocks
 

@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages as words
 from bot.errors import ServiceUnavailable
-from bot.identity.service import LinkFailed, LinkFailure, VerifiedLogin
+from bot.identity.model import LinkFailed, LinkFailure, VerifiedLogin
 from bot.wiring import Deps
 from handlers import blocks
 from handlers.home import publish_home

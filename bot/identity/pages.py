@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from bot import messages as words
-from bot.identity.service import LinkFailure
+from bot.identity.model import LinkFailure
 
 
 def reason_text(reason: LinkFailure) -> str:

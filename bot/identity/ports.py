@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from bot.identity.auth0 import TokenSet
+from bot.identity.model import Membership
 from bot.identity.tokens import VerifiedClaims
 
 
@@ -42,3 +43,10 @@ class TokenVerification(Protocol):
     ) -> VerifiedClaims: ...
 
     async def verify_access_token(self, token: str, *, audience: str) -> VerifiedClaims: ...
+
+
+class SlackDirectory(Protocol):
+    """What linking needs to know from Slack about a person (a port: tests and the
+    sandbox answer it over the real Web API)."""
+
+    async def membership(self, team_id: str, slack_user_id: str) -> Membership: ...

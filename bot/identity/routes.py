@@ -20,13 +20,8 @@ from authz.ports import AuthzUnavailable
 from bot import messages as words
 from bot.errors import ServiceUnavailable
 from bot.identity import pages
-from bot.identity.service import (
-    IdentityService,
-    LinkFailed,
-    LinkFailure,
-    VerifiedLogin,
-    valid_request_id,
-)
+from bot.identity.model import LinkFailed, LinkFailure, VerifiedLogin, valid_request_id
+from bot.identity.service import IdentityService
 from bot.identity.slack_directory import WebApiDirectory
 from bot.websec import origin_of, page_policy
 

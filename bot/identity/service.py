@@ -17,21 +17,18 @@ token revoked.
 from __future__ import annotations
 
 import asyncio
-import enum
 import hmac
 import json
 import logging
-import re
 import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from authz.ids import fga_user, fga_workspace
-from authz.ports import Authorizer, AuthzError, AuthzUnavailable, AuthzValidationError, TupleKey
+from authz.ids import fga_user
+from authz.ports import Authorizer, AuthzError, AuthzUnavailable, AuthzValidationError
 from bot.errors import (
     NotLinked,
     PermissionDenied,
@@ -40,172 +37,39 @@ from bot.errors import (
 )
 from bot.identity.auth0 import (
     Auth0Rejected,
-    TokenSet,
     pkce_pair,
     s256_challenge,
 )
-from bot.identity.crypto import DecryptionError, TokenCipher
-from bot.identity.ports import IdentityProvider, TokenVerification
+from bot.identity.crypto import TokenCipher
+from bot.identity.grants import Grants
+from bot.identity.model import (
+    FINISHED,
+    MAX_FGA_USER_LENGTH,
+    MAX_SUB_LENGTH,
+    Identity,
+    LinkFailed,
+    LinkFailure,
+    LoginStart,
+    Membership,
+    PendingRequest,
+    VerifiedLogin,
+    aware,
+    display_identity,
+    identity_of_link,
+    link_state,
+    pkce_purpose,
+    str_or_none,
+    utcnow,
+    valid_request_id,
+    valid_slack_ids,
+    workspace_member,
+)
+from bot.identity.ports import IdentityProvider, SlackDirectory, TokenVerification
 from bot.identity.tokens import JwksUnavailable, TokenInvalid
 from bot.storage.db import Database
 from bot.storage.models import LinkRequest, SlackLink
 
 log = logging.getLogger(__name__)
-
-PERMISSIONS = ("read:projects", "write:projects", "manage:calendar", "delete:projects")
-
-# Link request ids are ``secrets.token_urlsafe(32)``: anything else is refused before it
-# reaches a query (a NUL byte, for one, makes PostgreSQL's driver raise).
-_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{32,64}")
-# Slack ids: upper-case letters and digits (team T…/E…, user U…/W…).
-_SLACK_ID = re.compile(r"[A-Z0-9]{2,32}")
-
-
-class LinkFailure(enum.StrEnum):
-    """Why linking was refused: one code per reason, turned into words by the pages."""
-
-    STATE_UNKNOWN = "state_unknown"
-    STATE_USED = "state_used"
-    STATE_EXPIRED = "state_expired"
-    STATE_NOT_STARTED = "state_not_started"
-    BROWSER_MISMATCH = "browser_mismatch"
-    FORGED_REQUEST = "forged_request"
-    CODE_REJECTED = "code_rejected"
-    NO_ID_TOKEN = "no_id_token"  # noqa: S105 - a reason code, not a secret
-    ID_TOKEN_INVALID = "id_token_invalid"  # noqa: S105 - a reason code, not a secret
-    IDENTITY_TAKEN = "identity_taken"
-    IDENTITY_UNSUPPORTED = "identity_unsupported"
-    LOGIN_CANCELLED = "login_cancelled"
-    MISSING_PARAMETERS = "missing_parameters"
-    NOT_YOURS = "not_yours"
-    CONFIRM_EXPIRED = "confirm_expired"
-    CANCELLED = "cancelled"
-
-
-class LinkFailed(Exception):
-    """Linking was refused; ``reason`` says why, ``detail`` is a log-safe code."""
-
-    def __init__(self, reason: LinkFailure, detail: str = "") -> None:
-        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
-        self.reason = reason
-        self.detail = detail
-
-
-class Membership(enum.StrEnum):
-    """What a Slack account is to its workspace. Only members get ``workspace#member``:
-    guests see only the channels they were invited to, and Slack Connect users belong to
-    another organisation."""
-
-    MEMBER = "member"
-    GUEST = "guest"
-    EXTERNAL = "external"
-
-
-class SlackDirectory(Protocol):
-    """What linking needs to know from Slack about a person (a port: tests and the
-    sandbox answer it over the real Web API)."""
-
-    async def membership(self, team_id: str, slack_user_id: str) -> Membership: ...
-
-
-def display_identity(email: str | None, email_verified: bool, name: str | None, sub: str) -> str:
-    """How an identity is named to people: a verified email, else the name or ``sub``; an
-    unverified email is never presented as if it proved anything."""
-    if email and email_verified:
-        return email
-    if email:
-        return f"{name or sub} ({email}, email not verified)"
-    return name or sub
-
-
-@dataclass(frozen=True)
-class Identity:
-    team_id: str
-    slack_user_id: str
-    sub: str
-    email: str | None
-    email_verified: bool
-    name: str | None
-    permissions: frozenset[str]
-    linked_at: datetime
-    membership: Membership = Membership.MEMBER
-    # No fresh permissions could be had (no usable refresh token, or the grant is gone):
-    # the person has none until they link again.
-    needs_relink: bool = False
-    # The access token the permissions came from has expired (``current`` refreshes).
-    permissions_stale: bool = False
-
-    @property
-    def fga_user(self) -> str:
-        return fga_user(self.sub)
-
-    @property
-    def display(self) -> str:
-        return display_identity(self.email, self.email_verified, self.name, self.sub)
-
-
-@dataclass(frozen=True)
-class PendingRequest:
-    """A link request as its page shows it."""
-
-    request_id: str
-    team_id: str
-    slack_user_id: str
-
-
-@dataclass(frozen=True)
-class LoginStart:
-    authorize_url: str
-    browser_binding: str
-    team_id: str
-    slack_user_id: str
-
-
-@dataclass(frozen=True)
-class VerifiedLogin:
-    """A login the callback verified, waiting for the Slack user's confirmation."""
-
-    request_id: str
-    team_id: str
-    slack_user_id: str
-    sub: str
-    display: str
-    replaces: str | None  # the identity a confirmation would replace, if any
-    confirm_by: datetime
-
-
-def workspace_member(team_id: str, sub: str) -> TupleKey:
-    return TupleKey(user=fga_user(sub), relation="member", object=fga_workspace(team_id))
-
-
-def valid_request_id(value: str) -> bool:
-    return bool(_REQUEST_ID.fullmatch(value))
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything is stored in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _refresh_purpose(team_id: str, slack_user_id: str) -> str:
-    # Binds a stored refresh token to its row: a ciphertext copied to another person's
-    # row (or to a link request of someone else) does not decrypt there.
-    return f"refresh_token|{team_id}|{slack_user_id}"
-
-
-def _pkce_purpose(request_id: str) -> str:
-    return f"pkce|{request_id}"
-
-
-LEGACY_REFRESH_PURPOSE = "refresh_token"
-# The ``sub`` column's size, and OpenFGA's limit on a tuple's user field.
-MAX_SUB_LENGTH = 255
-MAX_FGA_USER_LENGTH = 512
-_FINISHED = {"cancelled": LinkFailure.CANCELLED, "expired": LinkFailure.CONFIRM_EXPIRED}
 
 
 class IdentityService:
@@ -226,6 +90,7 @@ class IdentityService:
         self._auth0 = auth0
         self._verifier = verifier
         self._cipher = cipher
+        self._grants = Grants(db=db, auth0=auth0, verifier=verifier, cipher=cipher)
         self._authz = authorizer
         self._directory = directory
         self._callback_url = callback_url
@@ -246,9 +111,9 @@ class IdentityService:
     async def start_link(self, team_id: str, slack_user_id: str) -> str:
         """A one-time URL that links this Slack user (valid ``link_ttl``, single use; a live
         one is reused)."""
-        if not (_SLACK_ID.fullmatch(team_id) and _SLACK_ID.fullmatch(slack_user_id)):
+        if not valid_slack_ids(team_id, slack_user_id):
             raise ValueError("not a Slack team and user id")
-        now = _now()
+        now = utcnow()
         async with self._db.session() as session:
             # A person who writes three times before opening the link gets one link, not
             # three: a live request with at least half its life left is given again.
@@ -274,7 +139,7 @@ class IdentityService:
                     team_id=team_id,
                     slack_user_id=slack_user_id,
                     code_verifier_enc=self._cipher.encrypt(
-                        verifier, purpose=_pkce_purpose(request_id)
+                        verifier, purpose=pkce_purpose(request_id)
                     ),
                     nonce=secrets.token_urlsafe(24),
                     created_at=now,
@@ -301,7 +166,7 @@ class IdentityService:
     async def begin_login(self, request_id: str) -> LoginStart:
         """Mark the request started (once) and return where to send the browser."""
         binding = secrets.token_urlsafe(24)
-        now = _now()
+        now = utcnow()
         async with self._db.session() as session:
             request = await self._load_request(session, request_id)
             self._check_usable(request, started_ok=False)
@@ -313,7 +178,7 @@ class IdentityService:
             if getattr(result, "rowcount", 0) != 1:
                 raise LinkFailed(LinkFailure.STATE_USED)
             verifier = self._cipher.decrypt(
-                request.code_verifier_enc, purpose=_pkce_purpose(request_id)
+                request.code_verifier_enc, purpose=pkce_purpose(request_id)
             )
             nonce = request.nonce
             team_id, slack_user_id = request.team_id, request.slack_user_id
@@ -330,7 +195,7 @@ class IdentityService:
             raise LinkFailed(LinkFailure.STATE_USED)
         if not started_ok and request.started_at is not None:
             raise LinkFailed(LinkFailure.STATE_USED)
-        if _aware(request.expires_at) <= _now():
+        if aware(request.expires_at) <= utcnow():
             raise LinkFailed(LinkFailure.STATE_EXPIRED)
 
     async def complete_login(
@@ -352,11 +217,11 @@ class IdentityService:
             result = await session.execute(
                 update(LinkRequest)
                 .where(LinkRequest.id == state, LinkRequest.consumed_at.is_(None))
-                .values(consumed_at=_now())
+                .values(consumed_at=utcnow())
             )
             if getattr(result, "rowcount", 0) != 1:
                 raise LinkFailed(LinkFailure.STATE_USED)
-            verifier = self._cipher.decrypt(request.code_verifier_enc, purpose=_pkce_purpose(state))
+            verifier = self._cipher.decrypt(request.code_verifier_enc, purpose=pkce_purpose(state))
             nonce = request.nonce
             team_id, slack_user_id = request.team_id, request.slack_user_id
         try:
@@ -405,12 +270,12 @@ class IdentityService:
         if len(sub) > MAX_SUB_LENGTH or len(fga_user(sub)) > MAX_FGA_USER_LENGTH:
             log.warning("an identity's sub is too long to record (%d characters)", len(sub))
             raise LinkFailed(LinkFailure.IDENTITY_UNSUPPORTED, "sub_too_long")
-        permissions, expires_at = await self._permissions_from(tokens)
-        email = _str_or_none(claims.claims.get("email"))
+        permissions, expires_at = await self._grants.permissions_from(tokens)
+        email = str_or_none(claims.claims.get("email"))
         email_verified = claims.claims.get("email_verified") is True
-        name = _str_or_none(claims.claims.get("name"))
+        name = str_or_none(claims.claims.get("name"))
         refresh = tokens.refresh_token
-        now = _now()
+        now = utcnow()
         confirm_by = now + self._ttl
         async with self._db.session() as session:
             taken = await session.scalar(
@@ -428,9 +293,7 @@ class IdentityService:
                     email_verified=email_verified,
                     name=name,
                     refresh_token_enc=(
-                        self._cipher.encrypt(
-                            refresh, purpose=_refresh_purpose(team_id, slack_user_id)
-                        )
+                        self._grants.seal(refresh, team_id, slack_user_id)
                         if refresh is not None
                         else None
                     ),
@@ -469,7 +332,7 @@ class IdentityService:
                     browser_binding=None,
                     nonce=secrets.token_urlsafe(24),
                     code_verifier_enc=self._cipher.encrypt(
-                        verifier, purpose=_pkce_purpose(request_id)
+                        verifier, purpose=pkce_purpose(request_id)
                     ),
                 )
             )
@@ -488,7 +351,7 @@ class IdentityService:
         membership = await self._directory.membership(team_id, slack_user_id)
         assert request.sub is not None
         sub = request.sub
-        now = _now()
+        now = utcnow()
         async with self._db.session() as session:
             finished = await session.execute(
                 update(LinkRequest)
@@ -503,7 +366,7 @@ class IdentityService:
             if taken is not None and taken.slack_user_id != slack_user_id:
                 raise LinkFailed(LinkFailure.IDENTITY_TAKEN)
             old = await session.get(SlackLink, (team_id, slack_user_id))
-            old_state = _link_state(old) if old is not None else None
+            old_state = link_state(old) if old is not None else None
             if old is not None:
                 await session.delete(old)
                 await session.flush()
@@ -540,8 +403,9 @@ class IdentityService:
             raise AuthzUnavailable("the membership tuple could not be written") from None
         if old_state is not None and old_state["sub"] != sub:
             # The replaced identity's refresh token is of no more use to anyone.
-            await self._revoke_quietly(old_state["refresh_token_enc"], team_id, slack_user_id)
-        return _identity(link)
+            replaced = old_state["refresh_token_enc"]
+            await self._grants.revoke_quietly(replaced, team_id, slack_user_id)
+        return identity_of_link(link)
 
     def _check_confirmable(self, request: LinkRequest, team_id: str, slack_user_id: str) -> None:
         if not (
@@ -550,10 +414,10 @@ class IdentityService:
         ):
             raise LinkFailed(LinkFailure.NOT_YOURS)
         if request.finished_at is not None:
-            raise LinkFailed(_FINISHED.get(request.outcome or "", LinkFailure.STATE_USED))
+            raise LinkFailed(FINISHED.get(request.outcome or "", LinkFailure.STATE_USED))
         if request.verified_at is None or request.sub is None:
             raise LinkFailed(LinkFailure.STATE_NOT_STARTED)
-        if request.confirm_by is None or _aware(request.confirm_by) <= _now():
+        if request.confirm_by is None or aware(request.confirm_by) <= utcnow():
             raise LinkFailed(LinkFailure.CONFIRM_EXPIRED)
 
     async def _apply_membership(
@@ -616,7 +480,7 @@ class IdentityService:
             result = await session.execute(
                 update(LinkRequest)
                 .where(LinkRequest.id == request_id, LinkRequest.finished_at.is_(None))
-                .values(finished_at=_now(), outcome="cancelled", refresh_token_enc=None)
+                .values(finished_at=utcnow(), outcome="cancelled", refresh_token_enc=None)
             )
             if getattr(result, "rowcount", 0) != 1:
                 raise LinkFailed(LinkFailure.STATE_USED)
@@ -631,54 +495,21 @@ class IdentityService:
             # Auth0 revokes every refresh token of the same user and application at once:
             # revoking this one would also end the grant a live link is using.
             return
-        await self._revoke_quietly(
+        await self._grants.revoke_quietly(
             request.refresh_token_enc, request.team_id, request.slack_user_id
         )
-
-    async def _revoke_quietly(
-        self, refresh_token_enc: str | None, team_id: str, slack_user_id: str
-    ) -> None:
-        refresh = self._decrypt_refresh(refresh_token_enc, team_id, slack_user_id)
-        if refresh is None:
-            return
-        try:
-            await self._auth0.revoke(refresh)
-        except Auth0Rejected as exc:
-            log.info("Auth0 refused revocation: %s", exc.error)
-        except ServiceUnavailable:
-            log.warning("could not revoke a refresh token that is no longer used: Auth0 down")
 
     async def _link_exists(self, team_id: str, slack_user_id: str, sub: str) -> bool:
         async with self._db.session() as session:
             link = await session.get(SlackLink, (team_id, slack_user_id))
         return link is not None and link.sub == sub
 
-    async def _permissions_from(self, tokens: TokenSet) -> tuple[list[str], datetime]:
-        access = tokens.access_token
-        expires_in = tokens.expires_in
-        permissions: list[str] = []
-        if access is not None:
-            try:
-                verified = await self._verifier.verify_access_token(
-                    access, audience=self._auth0.audience
-                )
-            except TokenInvalid as exc:
-                log.warning("access token rejected: %s", exc.reason)
-            except JwksUnavailable:
-                raise ServiceUnavailable("Auth0") from None
-            else:
-                raw = verified.claims.get("permissions") or []
-                permissions = sorted(str(p) for p in raw if isinstance(p, str))
-        return permissions, _now() + timedelta(seconds=max(60, expires_in))
-
-    # -- lookups ----------------------------------------------------------------
-
     async def lookup(self, team_id: str, slack_user_id: str) -> Identity | None:
         """The stored link, as it is (one database read, nothing else). Its permissions may
         be stale (``permissions_stale``): use :meth:`current` before relying on them."""
         async with self._db.session() as session:
             link = await session.get(SlackLink, (team_id, slack_user_id))
-        return None if link is None else _identity(link)
+        return None if link is None else identity_of_link(link)
 
     async def current(self, team_id: str, slack_user_id: str) -> Identity | None:
         """The linked identity with fresh permissions. When the access token they came
@@ -693,9 +524,9 @@ class IdentityService:
                 link = await session.get(SlackLink, (team_id, slack_user_id))
             if link is None:
                 return None
-            if link.permissions_expire_at and _aware(link.permissions_expire_at) <= _now():
-                await self._refresh_permissions(link)
-            return _identity(link)
+            if link.permissions_expire_at and aware(link.permissions_expire_at) <= utcnow():
+                await self._grants.refresh_permissions(link)
+            return identity_of_link(link)
 
     async def require(self, team_id: str, slack_user_id: str) -> Identity:
         """:meth:`current`, or :class:`NotLinked`."""
@@ -712,76 +543,6 @@ class IdentityService:
         if permission not in identity.permissions:
             raise PermissionDenied(permission)
 
-    def _decrypt_refresh(
-        self, refresh_token_enc: str | None, team_id: str, slack_user_id: str
-    ) -> str | None:
-        if not refresh_token_enc:
-            return None
-        try:
-            return self._cipher.decrypt(
-                refresh_token_enc, purpose=_refresh_purpose(team_id, slack_user_id)
-            )
-        except DecryptionError:
-            pass
-        try:
-            # Tokens stored before ciphertexts were bound to their row.
-            return self._cipher.decrypt(refresh_token_enc, purpose=LEGACY_REFRESH_PURPOSE)
-        except DecryptionError:
-            log.warning("a stored refresh token does not decrypt (key dropped or tampered)")
-            return None
-
-    async def _refresh_permissions(self, link: SlackLink) -> None:
-        """Fail closed: permissions that cannot be refreshed are none, and the person is
-        told to link again. A rotated refresh token replaces the stored one."""
-        refresh = self._decrypt_refresh(link.refresh_token_enc, link.team_id, link.slack_user_id)
-        if refresh is None:
-            await self._save_permissions(link, [], None)
-            return
-        try:
-            tokens = await self._auth0.refresh(refresh)
-        except Auth0Rejected:
-            # The grant is gone (revoked at Auth0): no permissions until relinked.
-            await self._save_permissions(link, [], None)
-            return
-        permissions, expires_at = await self._permissions_from(tokens)
-        rotated = tokens.refresh_token
-        enc = (
-            self._cipher.encrypt(
-                rotated, purpose=_refresh_purpose(link.team_id, link.slack_user_id)
-            )
-            if rotated is not None and rotated != refresh
-            else None
-        )
-        await self._save_permissions(link, permissions, expires_at, refresh_token_enc=enc)
-
-    async def _save_permissions(
-        self,
-        link: SlackLink,
-        permissions: list[str],
-        expires_at: datetime | None,
-        *,
-        refresh_token_enc: str | None = None,
-    ) -> None:
-        values: dict[str, Any] = {
-            "permissions": json.dumps(permissions),
-            "permissions_expire_at": expires_at,
-        }
-        if refresh_token_enc is not None:
-            values["refresh_token_enc"] = refresh_token_enc
-            values["key_id"] = self._cipher.key_id(refresh_token_enc)
-        async with self._db.session() as session:
-            await session.execute(
-                update(SlackLink)
-                .where(
-                    SlackLink.team_id == link.team_id,
-                    SlackLink.slack_user_id == link.slack_user_id,
-                    SlackLink.sub == link.sub,
-                )
-                .values(**values)
-            )
-        for key, value in values.items():
-            setattr(link, key, value)
-
     async def unlink(self, team_id: str, slack_user_id: str) -> bool:
         """Revoke the refresh token at Auth0, remove the membership, then forget the link.
         False if there was none."""
@@ -789,7 +550,7 @@ class IdentityService:
             link = await session.get(SlackLink, (team_id, slack_user_id))
         if link is None:
             return False
-        refresh = self._decrypt_refresh(link.refresh_token_enc, team_id, slack_user_id)
+        refresh = self._grants.open(link.refresh_token_enc, team_id, slack_user_id)
         if refresh is not None:
             try:
                 await self._auth0.revoke(refresh)
@@ -824,7 +585,7 @@ class IdentityService:
     async def sweep_link_requests(self) -> int:
         """Forget link requests that can no longer be used; a verified login that was
         never confirmed in Slack has its refresh token revoked."""
-        now = _now()
+        now = utcnow()
         async with self._db.session() as session:
             unconfirmed = list(
                 await session.scalars(
@@ -854,29 +615,3 @@ class IdentityService:
                 )
             )
         return int(getattr(result, "rowcount", 0) or 0)
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _link_state(link: SlackLink) -> dict[str, Any]:
-    """The columns of a link, to restore it."""
-    return {column.key: getattr(link, column.key) for column in SlackLink.__table__.columns}
-
-
-def _identity(link: SlackLink) -> Identity:
-    return Identity(
-        team_id=link.team_id,
-        slack_user_id=link.slack_user_id,
-        sub=link.sub,
-        email=link.email,
-        email_verified=bool(link.email_verified),
-        name=link.name,
-        permissions=frozenset(json.loads(link.permissions or "[]")),
-        linked_at=_aware(link.linked_at),
-        membership=Membership(link.membership or Membership.MEMBER.value),
-        needs_relink=link.permissions_expire_at is None,
-        permissions_stale=link.permissions_expire_at is not None
-        and _aware(link.permissions_expire_at) <= _now(),
-    )

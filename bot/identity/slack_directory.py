@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import ServiceUnavailable
-from bot.identity.service import Membership
+from bot.identity.model import Membership
 
 log = logging.getLogger(__name__)
 

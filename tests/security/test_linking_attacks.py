@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from authz.ids import fga_user
 from authz.ports import Consistency
 from bot.errors import RelinkRequired
-from bot.identity.service import LinkFailed, LinkFailure
+from bot.identity.model import LinkFailed, LinkFailure
 from bot.storage.models import LinkRequest, SlackLink
 from sandbox.idp import IdpUser, default_users
 from sandbox.slack import default_seed

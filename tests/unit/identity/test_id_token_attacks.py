@@ -28,7 +28,8 @@ from authz.factory import AuthzConfig, open_authorizer
 from bot.errors import ServiceUnavailable
 from bot.identity.auth0 import Auth0Client
 from bot.identity.crypto import TokenCipher
-from bot.identity.service import IdentityService, LinkFailed, LinkFailure, Membership
+from bot.identity.model import LinkFailed, LinkFailure, Membership
+from bot.identity.service import IdentityService
 from bot.identity.tokens import JwksCache, TokenVerifier
 from bot.storage.db import Database
 from bot.storage.models import SlackLink
