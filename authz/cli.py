@@ -75,7 +75,7 @@ async def fga_check(
 def fga_conformance(path: Path, out: TextIO) -> int:
     """Runs OpenFGA's conformance matrix at ``path`` against the embedded engine, printing
     every failure and then ``N passed, M failed`` to ``out``; 0 if nothing failed."""
-    from authz.conformance import main_conformance
+    from authz.testing.conformance import main_conformance
 
     return main_conformance(path, out)
 

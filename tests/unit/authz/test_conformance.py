@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from authz.conformance import case_names, main_conformance, run_conformance
+from authz.testing.conformance import case_names, main_conformance, run_conformance
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MATRIX = REPO_ROOT.parent / "shared" / "conformance" / "openfga" / "consolidated_1_1_tests.yaml"

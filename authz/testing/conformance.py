@@ -7,8 +7,8 @@ must ignore the ones the new model does not allow). Every check, list-objects an
 list-users assertion counts as one case; an assertion with ``errorCode`` passes when the
 request is refused with that code.
 
-Usage: ``python -m authz.conformance [FILE]`` prints every failure and, last, exactly
-``N passed, M failed``.
+Usage: ``python -m authz.testing.conformance [FILE]`` (or ``pmbot fga conformance FILE``)
+prints every failure and, last, exactly ``N passed, M failed``.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def main_conformance(path: Path, out: TextIO) -> int:
 
 def default_path() -> Path:
     """The shared conformance file (``../shared`` beside the repository)."""
-    repo_root = Path(__file__).resolve().parents[1]
+    repo_root = Path(__file__).resolve().parents[2]
     return repo_root.parent / "shared" / "conformance" / "openfga" / "consolidated_1_1_tests.yaml"
 
 
