@@ -79,6 +79,7 @@ from authz.embedded.engine import EmbeddedEngine  # noqa: E402
 from authz.embedded.memory import validate_tuple  # noqa: E402
 from authz.embedded.model import AuthorizationModel, parse_dsl  # noqa: E402
 from authz.ports import CheckRequest, TupleKey  # noqa: E402
+from authz.testing.engines import fga_binary  # noqa: E402
 from bot.storage.db import Database  # noqa: E402
 from bot.storage.migrate import upgrade  # noqa: E402
 
@@ -302,14 +303,6 @@ async def profile(label: str, call: Callable[[], Awaitable[Any]], repeat: int) -
 # ------------------------------------------------------------------------------------------
 # The real engine (fga model test)
 # ------------------------------------------------------------------------------------------
-
-
-def fga_binary() -> Path | None:
-    candidate = Path(sys.executable).parent / "fga"
-    if candidate.exists():
-        return candidate
-    found = shutil.which("fga")
-    return Path(found) if found else None
 
 
 def write_fga_tests(

@@ -3,7 +3,7 @@
 By default 2,000 check assertions (plus list_objects queries) from a fixed seed; set
 ``PMBOT_DIFF_CASES`` for more checks and ``PMBOT_DIFF_SEED`` for another seed. A disagreement
 fails the test with the seed and a shrunk case; replay it with
-``python -m authz.differential --seed N --model K``.
+``python -m authz.testing.differential --seed N --model K``.
 """
 
 from __future__ import annotations
@@ -14,24 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from authz.differential import (
-    DEPTH_LIMIT,
-    CheckQuery,
-    DifferentialReport,
-    EmbeddedEngine,
-    EngineUnavailable,
-    EvaluatorLike,
-    Outcome,
-    Query,
-    RealEngine,
-    batch_features,
-    data_has_cycle,
-    fga_binary,
-    generate_candidate,
-    generate_scenarios,
-    run_differential,
-)
+from authz.embedded.evaluator import Evaluator
 from authz.ports import TupleKey
+from authz.testing.cases import DEPTH_LIMIT, CheckQuery, Query, batch_features, data_has_cycle
+from authz.testing.differential import run_differential
+from authz.testing.engines import EmbeddedUnderTest, Outcome, RealEngine, fga_binary
+from authz.testing.generator import generate_candidate, generate_scenarios
+from authz.testing.report import DifferentialReport
 
 CHECKS = int(os.environ.get("PMBOT_DIFF_CASES", "2000"))
 SEED = int(os.environ.get("PMBOT_DIFF_SEED", "20250101"))
@@ -46,16 +35,12 @@ def real_engine() -> RealEngine:
 
 
 @pytest.fixture(scope="module")
-def embedded_engine() -> EmbeddedEngine:
-    try:
-        return EmbeddedEngine()
-    except EngineUnavailable as exc:
-        # The embedded engine is part of the product: its absence is a failure, not a skip.
-        pytest.fail(str(exc))
+def embedded_engine() -> EmbeddedUnderTest:
+    return EmbeddedUnderTest()
 
 
 @pytest.fixture(scope="module")
-def report(real_engine: RealEngine, embedded_engine: EmbeddedEngine) -> DifferentialReport:
+def report(real_engine: RealEngine, embedded_engine: EmbeddedUnderTest) -> DifferentialReport:
     return run_differential(
         SEED,
         CHECKS,
@@ -135,10 +120,10 @@ def test_embedded_engine_answers_like_the_real_engine(report: DifferentialReport
         pytest.fail(report.full_report(limit=10), pytrace=False)
 
 
-class _WrongOnRelationA(EmbeddedEngine):
+class _WrongOnRelationA(EmbeddedUnderTest):
     """The embedded engine with one injected defect: checks of relation ``a`` are negated."""
 
-    def answer(self, evaluator: EvaluatorLike, query: Query) -> Outcome:
+    def answer(self, evaluator: Evaluator, query: Query) -> Outcome:
         outcome = super().answer(evaluator, query)
         if isinstance(query, CheckQuery) and query.relation == "a" and outcome in ("true", "false"):
             return "false" if outcome == "true" else "true"
@@ -146,7 +131,7 @@ class _WrongOnRelationA(EmbeddedEngine):
 
 
 def test_a_disagreement_fails_with_a_replayable_shrunk_case(
-    real_engine: RealEngine, embedded_engine: EmbeddedEngine, tmp_path: Path
+    real_engine: RealEngine, embedded_engine: EmbeddedUnderTest, tmp_path: Path
 ) -> None:
     report = run_differential(
         SEED,
@@ -163,7 +148,7 @@ def test_a_disagreement_fails_with_a_replayable_shrunk_case(
     assert first.query.relation == "a"
     text = report.full_report(limit=1)
     assert f"seed={SEED}" in text
-    assert f"python -m authz.differential --seed {SEED} --model {first.model_index}" in text
+    assert f"python -m authz.testing.differential --seed {SEED} --model {first.model_index}" in text
     # Shrunk: the negated answer needs no tuples at all for a false check.
     assert len(first.tuples) <= first.original_tuple_count
     assert len(first.tuples) <= 2

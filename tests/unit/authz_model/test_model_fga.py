@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from authz.differential import fga_binary
+from authz.testing.engines import fga_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MODEL = REPO_ROOT / "authz" / "model.fga"
