@@ -15,12 +15,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def target_metadata() -> list[MetaData]:
-    """Every table the migrations create: pmbot's own and the embedded authorization
-    engine's (Alembic's ``target_metadata``; tests compare the two)."""
+    """Every table the migrations create: pmbot's own, the embedded authorization
+    engine's and the Slack sandbox's (Alembic's ``target_metadata``; tests compare the
+    two)."""
     from authz.embedded.tables import authz_metadata
     from bot.storage.models import Base
 
-    return [Base.metadata, authz_metadata]
+    # The sandbox's workspace (for `make run`) lives in the bot's database, so its tables
+    # are migrated too: a production database carries them, empty, as nothing outside
+    # sandbox mode writes them. Imported here, when migrating, never by the running bot.
+    from sandbox.slack.storage import sandbox_metadata
+
+    return [Base.metadata, authz_metadata, sandbox_metadata]
 
 
 def alembic_config(url: str) -> Config:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import copy
 import json
+import logging
 import re
 import secrets
 import time
@@ -15,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .delivery import Deliverer, cancel_all, parse_reply
 from .manifest import manifest_commands
@@ -30,11 +32,13 @@ from .state import (
     find_action,
     random_id,
 )
+from .storage import SandboxStore
 from .ui import build_app
 from .webapi import WebApi
 
 # Slack still sends its deprecated verification token in payloads; it is not a secret.
 VERIFICATION_TOKEN = "sandbox-verification-token"  # noqa: S105
+log = logging.getLogger("sandbox.slack")
 _COMMAND = re.compile(r"/\S{1,80}")
 MAX_COMMAND_TEXT = 4000
 # What Slack itself answers, without contacting any app, for a command nobody declared.
@@ -57,6 +61,11 @@ class SlackSandbox:
 
     ``commands`` are the app's slash commands (default: those ``manifest.yml`` declares);
     any other command is answered by "Slack" itself and never reaches the bot.
+
+    With an ``engine`` (SQLAlchemy async, on a database migrated with the bot's migrations)
+    the workspace is kept in that database: :meth:`load` (run by the app's start-up and by
+    :meth:`serve`) reads what a previous run stored, and every change is saved before the
+    request that made it is answered. Without one, everything lives in memory.
     """
 
     def __init__(
@@ -69,9 +78,13 @@ class SlackSandbox:
         public_url: str | None = None,
         retry_timeout: float = 3.0,
         commands: Iterable[str] | None = None,
+        engine: AsyncEngine | None = None,
     ) -> None:
         self.workspace = Workspace(seed)
         self.commands = frozenset(manifest_commands() if commands is None else commands)
+        self.store = SandboxStore(engine, seed.team_id) if engine is not None else None
+        self._loaded = engine is None
+        self._storage_lock = asyncio.Lock()
         self.events_url = events_url
         self._public_url = _with_slash(public_url) if public_url else None
         self.webapi = WebApi(self.workspace, bot_token=bot_token)
@@ -141,8 +154,42 @@ class SlackSandbox:
             await runner.cleanup()
 
     async def aclose(self) -> None:
-        """Cancel deliveries still in flight (called on the app's cleanup)."""
+        """Cancel deliveries still in flight and save what is left (on the app's cleanup)."""
         await cancel_all(self._tasks)
+        await self.persist()
+
+    # -- storage ---------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Read the stored workspace (once); later changes are saved by :meth:`persist`."""
+        if self._loaded or self.store is None:
+            return
+        async with self._storage_lock:
+            if self._loaded:
+                return
+            self.workspace.restore(await self.store.load())
+            self.workspace.track_changes()
+            self._loaded = True
+
+    async def persist(self) -> None:
+        """Save the changes made since the last save.
+
+        A failed save is logged and its changes are kept for the next one, so the sandbox
+        keeps working while its database is away.
+        """
+        if self.store is None or not self._loaded:
+            return
+        async with self._storage_lock:
+            changes = self.workspace.take_changes()
+            if not changes:
+                return
+            try:
+                await self.store.save(changes)
+            except Exception:
+                log.warning("could not save the sandbox workspace; will retry", exc_info=True)
+                pending = self.workspace.changes
+                if pending is not None:
+                    pending.merge_older(changes)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -224,6 +271,7 @@ class SlackSandbox:
         ``wait`` the call returns after the delivery and its retries, listed in
         ``deliveries``; otherwise delivery happens in the background.
         """
+        await self.load()
         ws = self.workspace
         user = ws.human(user_id)
         if not isinstance(text, str) or not text.strip():
@@ -246,6 +294,7 @@ class SlackSandbox:
             "event_id": None,
             "deliveries": None,
         }
+        await self.persist()
         if event is not None:
             result["event_id"], result["deliveries"] = await self._send_event(event, wait)
         return result
@@ -285,6 +334,7 @@ class SlackSandbox:
         app does not declare is not delivered (``delivery`` and ``response_url`` are None):
         the user gets Slack's "is not a valid command" notice instead.
         """
+        await self.load()
         ws = self.workspace
         user = ws.human(user_id)
         if not isinstance(command, str) or not _COMMAND.fullmatch(command):
@@ -299,6 +349,7 @@ class SlackSandbox:
                 text=slack_escape(NOT_A_COMMAND.format(command=command)),
                 visible_to=user.id,
             )
+            await self.persist()
             return {
                 "ok": True,
                 "channel": conv.id,
@@ -350,6 +401,7 @@ class SlackSandbox:
                         visible_to=user.id,
                     )
                     shown = ws.present(conv, stored)
+        await self.persist()
         return {
             "ok": True,
             "channel": conv.id,
@@ -373,6 +425,7 @@ class SlackSandbox:
         answers through ``response_url`` or the Web API. ``message`` is omitted from the
         payload for ephemeral messages, as Slack does.
         """
+        await self.load()
         ws = self.workspace
         user = ws.human(user_id)
         conv = self._member_conversation(user, channel)
@@ -416,6 +469,7 @@ class SlackSandbox:
             payload["container"]["thread_ts"] = thread
         if not ephemeral:
             payload["message"] = ws.render(conv, found)
+        await self.persist()
         _, record = await self._deliverer.deliver_form(
             "interaction", str(element["action_id"]), {"payload": json.dumps(payload)}
         )
@@ -425,6 +479,7 @@ class SlackSandbox:
         self, user_id: str, action_id: str, *, block_id: str | None = None
     ) -> JsonDict:
         """Click a button in the user's App Home; sends ``block_actions`` with a view container."""
+        await self.load()
         ws = self.workspace
         user = ws.human(user_id)
         view = ws.home_views.get(user.id)
@@ -454,9 +509,11 @@ class SlackSandbox:
 
     async def open_home(self, user_id: str, *, wait: bool = True) -> JsonDict:
         """Open the bot's App Home tab as a user: sends ``app_home_opened``."""
+        await self.load()
         ws = self.workspace
         user = ws.human(user_id)
         dm, _ = ws.open_im(user.id, ws.bot.id)
+        await self.persist()
         view = ws.home_views.get(user.id)
         event: JsonDict = {
             "type": "app_home_opened",

@@ -85,6 +85,7 @@ class StoredMessage:
 
     data: JsonDict
     visible_to: str | None = None
+    conversation_id: str = ""
 
     @property
     def ts(self) -> str:
@@ -144,6 +145,46 @@ class TsClock:
         micros = max(int(self._now() * 1_000_000), self._last + 1)
         self._last = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def observe(self, ts: str) -> None:
+        """Make every later timestamp greater than ``ts`` (one read back from storage)."""
+        seconds, _, micros = ts.partition(".")
+        if seconds.isdigit() and (not micros or micros.isdigit()):
+            self._last = max(self._last, int(seconds) * 1_000_000 + int(micros.ljust(6, "0")[:6]))
+
+
+@dataclass
+class Changes:
+    """What changed since the last save: conversations, messages and App Home views.
+
+    Entries point at the live objects, so a save writes their latest state; a message key
+    ``(conversation id, ts)`` mapping to None was deleted.
+    """
+
+    conversations: dict[str, Conversation] = field(default_factory=dict)
+    messages: dict[tuple[str, str], StoredMessage | None] = field(default_factory=dict)
+    home_views: dict[str, JsonDict] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.conversations or self.messages or self.home_views)
+
+    def merge_older(self, older: Changes) -> None:
+        """Take back changes a failed save did not write, unless changed again since."""
+        for cid, conv in older.conversations.items():
+            self.conversations.setdefault(cid, conv)
+        for key, message in older.messages.items():
+            self.messages.setdefault(key, message)
+        for uid, view in older.home_views.items():
+            self.home_views.setdefault(uid, view)
+
+
+@dataclass
+class Snapshot:
+    """A workspace's stored conversations, messages (in ts order) and App Home views."""
+
+    conversations: list[Conversation]
+    messages: list[StoredMessage]
+    home_views: dict[str, JsonDict]
 
 
 def random_id(prefix: str, length: int = 10) -> str:
@@ -340,6 +381,53 @@ class Workspace:
         self.home_views: dict[str, JsonDict] = {}
         self.response_urls: dict[str, ResponseUrl] = {}
         self.faults: dict[str, Fault] = {}
+        # Changes since the last save; None while nothing is stored (in memory only).
+        self.changes: Changes | None = None
+
+    # -- storage ---------------------------------------------------------------------------
+
+    def track_changes(self) -> None:
+        """Record every change from now on, for :meth:`take_changes`."""
+        if self.changes is None:
+            self.changes = Changes()
+
+    def take_changes(self) -> Changes:
+        """The changes since the last call (empty when changes are not tracked)."""
+        taken = self.changes or Changes()
+        if self.changes is not None:
+            self.changes = Changes()
+        return taken
+
+    def _changed_message(self, m: StoredMessage, *, deleted: bool = False) -> None:
+        if self.changes is not None:
+            self.changes.messages[(m.conversation_id, m.ts)] = None if deleted else m
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Add what a previous run stored: DMs, messages and App Home views.
+
+        The seed stays authoritative for people and channels: stored DMs with someone no
+        longer seeded, and messages of conversations that no longer exist, are left out.
+        """
+        for conv in snapshot.conversations:
+            known = all(m in self.users for m in conv.members)
+            if conv.id in self.conversations or not known:
+                continue
+            self.conversations[conv.id] = conv
+            if conv.is_im:
+                self._ims[frozenset(conv.members)] = conv.id
+                if re.fullmatch(r"D0\d+", conv.id):
+                    self._im_counter = max(self._im_counter, int(conv.id[2:]))
+        for m in snapshot.messages:
+            found = self.conversations.get(m.conversation_id)
+            if found is not None:
+                found.messages.append(m)
+                self.clock.observe(m.ts)
+        for user_id, view in snapshot.home_views.items():
+            if user_id in self.users:
+                self.home_views[user_id] = view
+                view_id = str(view.get("id", ""))
+                if re.fullmatch(r"V0\d+", view_id):
+                    self._view_counter = max(self._view_counter, int(view_id[2:]))
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -370,6 +458,8 @@ class Workspace:
         )
         self.conversations[dm.id] = dm
         self._ims[key] = dm.id
+        if self.changes is not None:
+            self.changes.conversations[dm.id] = dm
         return dm, True
 
     def find_im(self, a: str, b: str) -> Conversation | None:
@@ -465,8 +555,9 @@ class Workspace:
                 data["parent_user_id"] = parent.data.get("user")
         if extra:
             data.update(extra)
-        stored = StoredMessage(data, visible_to)
+        stored = StoredMessage(data, visible_to, conv.id)
         conv.messages.append(stored)
+        self._changed_message(stored)
         return stored
 
     def find(self, conv: Conversation, ts: str, *, viewer: str | None) -> StoredMessage | None:
@@ -538,6 +629,7 @@ class Workspace:
                 m.data.pop("blocks", None)
         if m.visible_to is None:
             m.data["edited"] = {"user": editor, "ts": self.clock.next()}
+        self._changed_message(m)
 
     def delete_message(self, conv: Conversation, m: StoredMessage) -> None:
         """Remove a message; a parent with replies leaves a tombstone, as in Slack."""
@@ -554,8 +646,10 @@ class Workspace:
                 "ts": m.ts,
                 "team": self.team_id,
             }
+            self._changed_message(m)
         else:
             conv.messages.remove(m)
+            self._changed_message(m, deleted=True)
 
     # -- App Home --------------------------------------------------------------------------
 
@@ -596,6 +690,8 @@ class Workspace:
             "bot_id": self.bot_id,
         }
         self.home_views[user_id] = stored
+        if self.changes is not None:
+            self.changes.home_views[user_id] = stored
         return copy.deepcopy(stored)
 
     # -- response URLs ---------------------------------------------------------------------

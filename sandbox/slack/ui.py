@@ -239,7 +239,18 @@ class _Routes:
 
 def build_app(sandbox: SlackSandbox) -> web.Application:
     """One aiohttp app for the sandbox (see module docstring)."""
-    app = web.Application(middlewares=[_errors])
+
+    @web.middleware
+    async def saved(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Whatever a request changed (a Web API call, a response URL, ...) is stored
+        before the answer leaves."""
+        await sandbox.load()
+        try:
+            return await handler(request)
+        finally:
+            await sandbox.persist()
+
+    app = web.Application(middlewares=[saved, _errors])
     app[SANDBOX_KEY] = sandbox
     r = _Routes(sandbox)
     app.router.add_route("GET", "/api/{method}", r.api)
@@ -260,8 +271,12 @@ def build_app(sandbox: SlackSandbox) -> web.Application:
     app.router.add_get("/", r.index)
     app.router.add_static("/static/", STATIC_DIR)
 
+    async def _startup(_: web.Application) -> None:
+        await sandbox.load()
+
     async def _cleanup(_: web.Application) -> None:
         await sandbox.aclose()
 
+    app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
     return app

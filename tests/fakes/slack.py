@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sandbox.slack import SlackSandbox, default_seed
 
@@ -106,9 +107,13 @@ class Receiver:
 
 @asynccontextmanager
 async def running_sandbox(
-    receiver: Receiver | None = None, *, retry_timeout: float = 0.3
+    receiver: Receiver | None = None,
+    *,
+    retry_timeout: float = 0.3,
+    engine: AsyncEngine | None = None,
 ) -> AsyncIterator[tuple[SlackSandbox, str]]:
-    """A default-seeded sandbox on a free port delivering to ``receiver``.
+    """A default-seeded sandbox on a free port delivering to ``receiver``, kept in memory
+    or, with ``engine``, in that (migrated) database.
 
     Yields ``(sandbox, base_url)``; the Web API is at ``base_url + "api/"``.
     """
@@ -120,6 +125,7 @@ async def running_sandbox(
             bot_token=BOT_TOKEN,
             events_url=bot_base + "slack/events",
             retry_timeout=retry_timeout,
+            engine=engine,
         )
         async with sandbox.serve() as base:
             assert sandbox.public_url == base

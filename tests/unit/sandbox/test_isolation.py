@@ -14,7 +14,7 @@ PRODUCT = ("bot", "handlers", "authz")
 def test_the_production_path_does_not_load_the_sandbox() -> None:
     script = (
         "import sys\n"
-        "import bot.cli, bot.server, bot.web, bot.wiring, bot.slack_app\n"
+        "import bot.cli, bot.server, bot.web, bot.wiring, bot.slack_app, bot.storage.migrate\n"
         "loaded = sorted(m for m in sys.modules if m == 'sandbox' or m.startswith('sandbox.'))\n"
         "print(','.join(loaded))\n"
     )
@@ -24,12 +24,18 @@ def test_the_production_path_does_not_load_the_sandbox() -> None:
     assert done.stdout.strip() == "", done.stdout
 
 
+# Where the product may import the sandbox, lazily: mounting it in sandbox mode, and the
+# list of tables the migrations create (the sandbox keeps its workspace in the database).
+LAZY_IMPORTS = {("bot/server.py", "mount_sandbox"), ("bot/storage/migrate.py", "target_metadata")}
+
+
 def _sandbox_imports(path: Path) -> list[tuple[int, str]]:
-    """Imports of the sandbox package outside ``mount_sandbox``: (line, module)."""
+    """Imports of the sandbox package outside the functions allowed to: (line, module)."""
     tree = ast.parse(path.read_text(), str(path))
+    where = path.relative_to(REPO).as_posix()
     allowed: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef) and node.name == "mount_sandbox":
+        if isinstance(node, ast.FunctionDef) and (where, node.name) in LAZY_IMPORTS:
             allowed |= {id(n) for n in ast.walk(node)}
     found = []
     for node in ast.walk(tree):
@@ -52,6 +58,5 @@ def test_only_mount_sandbox_imports_the_sandbox() -> None:
         if (hits := _sandbox_imports(path))
     }
     assert offenders == {}
-    assert _sandbox_imports(REPO / "bot" / "server.py") == []
     server = (REPO / "bot" / "server.py").read_text()
     assert "from sandbox.slack import" in server  # lazily, inside mount_sandbox
