@@ -21,7 +21,8 @@ log = logging.getLogger("pmbot")
 
 def mount_sandbox(app: web.Application, deps: Deps) -> None:
     """Mount the local Slack workspace under /sandbox/ (and send / there) and the dev
-    identity provider under /idp/."""
+    identity provider under /idp/. The workspace is kept in the bot's database, so a
+    restart shows the conversations of the previous run."""
     from sandbox.idp import DevIdentityProvider, IdpClient, default_users
     from sandbox.slack import SlackSandbox, default_seed
 
@@ -32,6 +33,7 @@ def mount_sandbox(app: web.Application, deps: Deps) -> None:
         bot_token=settings.bot_token,
         events_url=f"{settings.base_url}/slack/events",
         public_url=f"{settings.base_url}/sandbox",
+        engine=deps.db.engine,
     )
     app.add_subapp("/sandbox/", sandbox.app())
 

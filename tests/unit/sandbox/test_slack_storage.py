@@ -3,7 +3,9 @@ conversations, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,6 +17,7 @@ from bot.storage.db import Database
 from sandbox.slack import SandboxError, SlackSandbox
 from sandbox.slack.storage import sandbox_messages
 from tests.fakes.slack import BOT_TOKEN, Receiver, running_sandbox
+from tests.support import serving_embedded_default
 
 PEOPLE = ["U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"]
 HOME = {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Hi"}}]}
@@ -139,3 +142,31 @@ async def test_a_failed_save_is_retried_with_the_next_change(
         assert texts == ["while away", "back again"]
     finally:
         await db.dispose()
+
+
+async def test_make_run_after_make_run_shows_yesterdays_conversations(tmp_path: Path) -> None:
+    database = f"{tmp_path}/pmbot.sqlite3"
+    message = {"user": "U0ALICE", "channel": "C0GENERAL", "text": "hello from yesterday"}
+    command = {"user": "U0ALICE", "channel": "C0GENERAL", "command": "/pm", "text": "help"}
+    async with serving_embedded_default(database) as url, aiohttp.ClientSession() as http:
+        async with http.post(f"{url}/sandbox/ui/messages", json=message) as resp:
+            assert resp.status == 200
+        async with http.post(f"{url}/sandbox/ui/commands", json=command) as resp:
+            assert resp.status == 200
+        seen = f"{url}/sandbox/ui/messages?channel=C0GENERAL&user=U0ALICE"
+        for _ in range(250):  # the bot may answer through the response URL, a bit later
+            async with http.get(seen) as resp:
+                yesterday = (await resp.json())["messages"]
+            if any(m.get("is_ephemeral") and m.get("bot_id") for m in yesterday):
+                break
+            await asyncio.sleep(0.02)
+    assert yesterday[0]["text"] == "hello from yesterday"
+    assert any(m.get("is_ephemeral") and m.get("bot_id") for m in yesterday)
+
+    async with serving_embedded_default(database) as url, aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/sandbox/ui/messages?channel=C0GENERAL&user=U0ALICE") as resp:
+            today = (await resp.json())["messages"]
+        async with http.get(f"{url}/sandbox/ui/messages?channel=C0GENERAL&user=U0BOB") as resp:
+            for_bob = (await resp.json())["messages"]
+    assert today == yesterday
+    assert [m["text"] for m in for_bob] == ["hello from yesterday"]
