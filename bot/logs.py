@@ -155,7 +155,9 @@ def configure_logging(
     library_level = logging.DEBUG if level == "DEBUG" else logging.WARNING
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(library_level)
+    # SQLAlchemy logs statements with their parameters (row values) from INFO: never.
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
     return redactor
 
 
-QUIET_LIBRARIES = ("apscheduler", "slack_bolt", "slack_sdk", "alembic", "sqlalchemy", "asyncio")
+QUIET_LIBRARIES = ("apscheduler", "slack_bolt", "slack_sdk", "alembic", "asyncio")
