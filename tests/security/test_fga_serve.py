@@ -28,7 +28,7 @@ from authz.embedded.model import parse_dsl
 from authz.http_api import create_fga_app
 from authz.ports import TupleKey
 from tests.conftest import REPO_ROOT
-from tests.unit.authz_engine.test_http_api import HTTP_MODEL, embedded_engine, serve_app, tk
+from tests.fakes.authz import HTTP_MODEL, embedded_engine, serve_app, tk
 
 TOKEN = "fga-serve-token-4f1c9a7e2b6d8053"
 UNAUTHENTICATED = {"code": "unauthenticated", "message": "unauthenticated"}
