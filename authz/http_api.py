@@ -61,18 +61,31 @@ import ipaddress
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
 from aiohttp import hdrs, web
 
 from authz.embedded.engine import EmbeddedEngine
-from authz.embedded.model import model_from_json, model_to_json
-from authz.embedded.sqlstore import StoreNotFoundError
+from authz.embedded.model import model_from_json
+from authz.http_responses import (
+    ApiError,
+    Handler,
+    Json,
+    check_error_json,
+    error_middleware,
+    error_response,
+    invalid,
+    json_response,
+    model_json,
+    store_json,
+    store_not_found,
+    timestamp,
+    tuple_key_json,
+    user_json,
+)
 from authz.ports import (
     AuthzEvaluationError,
-    AuthzUnavailable,
     AuthzValidationError,
     CheckRequest,
     Consistency,
@@ -91,8 +104,6 @@ from authz.validation import (
 )
 
 log = logging.getLogger(__name__)
-
-_TOO_COMPLEX: Final = ErrorCode.authorization_model_resolution_too_complex
 
 # OpenFGA's server defaults.
 MAX_CONTEXTUAL_TUPLES: Final = 100
@@ -117,45 +128,6 @@ _CONSISTENCY: Final[Mapping[object, Consistency]] = {
     200: Consistency.HIGHER_CONSISTENCY,
 }
 
-Json = dict[str, Any]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ApiError(Exception):
-    """An error answered with OpenFGA's error body."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def _invalid(message: str, code: ErrorCode = ErrorCode.validation_error) -> ApiError:
-    return ApiError(400, code.name, message)
-
-
-def _json_response(body: Json, status: int = 200) -> web.Response:
-    return web.Response(
-        body=json.dumps(body, separators=(",", ":")).encode(),
-        status=status,
-        content_type="application/json",
-    )
-
-
-def _error_response(status: int, code: str, message: str) -> web.Response:
-    return _json_response({"code": code, "message": message}, status)
-
-
-def _timestamp(value: datetime | None) -> str:
-    """RFC 3339 in UTC with a ``Z``, as protobuf's JSON mapping writes timestamps."""
-    if value is None:
-        value = datetime.now(UTC)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 # ------------------------------------------------------------------------------------------
 # Request parsing
 # ------------------------------------------------------------------------------------------
@@ -163,7 +135,7 @@ def _timestamp(value: datetime | None) -> str:
 
 def _match(value: Any, pattern: str, field: str) -> str:
     if not isinstance(value, str) or not _PATTERNS[pattern].match(value):
-        raise _invalid(f'invalid {field}: value does not match regex pattern "{pattern}"')
+        raise invalid(f'invalid {field}: value does not match regex pattern "{pattern}"')
     return value
 
 
@@ -176,9 +148,9 @@ async def _body(request: web.Request) -> Json:
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise _invalid(f"invalid JSON request body: {exc}") from None
+        raise invalid(f"invalid JSON request body: {exc}") from None
     if not isinstance(doc, dict):
-        raise _invalid("the request body must be a JSON object")
+        raise invalid("the request body must be a JSON object")
     return doc
 
 
@@ -187,7 +159,7 @@ def _object_field(body: Mapping[str, Any], name: str, where: str) -> Json | None
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _invalid(f"invalid {where}.{_camel(name)}: must be an object")
+        raise invalid(f"invalid {where}.{_camel(name)}: must be an object")
     return value
 
 
@@ -199,9 +171,9 @@ def _camel(name: str) -> str:
 def _tuple_key(doc: Any, message: str) -> TupleKey:
     """A ``TupleKey`` message (user, relation, object; conditions refused)."""
     if not isinstance(doc, dict):
-        raise _invalid(f"invalid {message}: must be an object")
+        raise invalid(f"invalid {message}: must be an object")
     if doc.get("condition"):
-        raise _invalid("conditions are not supported by the embedded engine")
+        raise invalid("conditions are not supported by the embedded engine")
     return TupleKey(
         user=_match(doc.get("user", ""), USER, f"{message}.User"),
         relation=_match(doc.get("relation", ""), RELATION, f"{message}.Relation"),
@@ -218,13 +190,13 @@ def _contextual_tuples(value: Any, request: str, *, wrapped: bool) -> tuple[Tupl
     where = f"{request}.ContextualTuples"
     if wrapped:
         if not isinstance(value, dict):
-            raise _invalid(f"invalid {where}: must be an object")
+            raise invalid(f"invalid {where}: must be an object")
         items = value.get("tuple_keys") or []
         where = "ContextualTupleKeys.TupleKeys"
     if not isinstance(items, list):
-        raise _invalid(f"invalid {where}: must be a list")
+        raise invalid(f"invalid {where}: must be a list")
     if len(items) > MAX_CONTEXTUAL_TUPLES:
-        raise _invalid(
+        raise invalid(
             f"invalid {where}: value must contain no more than {MAX_CONTEXTUAL_TUPLES} item(s)"
         )
     return tuple(_tuple_key(item, "TupleKey") for item in items)
@@ -235,7 +207,7 @@ def _consistency(body: Mapping[str, Any], request: str) -> Consistency:
     try:
         return _CONSISTENCY[value]
     except (KeyError, TypeError):
-        raise _invalid(
+        raise invalid(
             f"invalid {request}.Consistency: value must be one of the defined enum values"
         ) from None
 
@@ -256,15 +228,15 @@ def _page(query: Mapping[str, str], body: Mapping[str, Any], request: str) -> tu
         try:
             size = int(raw_size)
         except (TypeError, ValueError):
-            raise _invalid(f"invalid {request}.PageSize: value must be an integer") from None
+            raise invalid(f"invalid {request}.PageSize: value must be an integer") from None
         if not 1 <= size <= MAX_PAGE_SIZE:
-            raise _invalid(
+            raise invalid(
                 f"invalid {request}.PageSize: value must be inside range [1, {MAX_PAGE_SIZE}]"
             )
     if token is None:
         token = ""
     if not isinstance(token, str):
-        raise _invalid(f"invalid {request}.ContinuationToken: must be a string")
+        raise invalid(f"invalid {request}.ContinuationToken: must be a string")
     return size, token
 
 
@@ -278,9 +250,9 @@ def _decode_offset(token: str) -> int:
     try:
         offset = json.loads(base64.urlsafe_b64decode(token.encode()))["o"]
     except (ValueError, KeyError, TypeError, binascii.Error):
-        raise _invalid("Invalid continuation token", ErrorCode.invalid_continuation_token) from None
+        raise invalid("Invalid continuation token", ErrorCode.invalid_continuation_token) from None
     if not isinstance(offset, int) or offset < 0:
-        raise _invalid("Invalid continuation token", ErrorCode.invalid_continuation_token)
+        raise invalid("Invalid continuation token", ErrorCode.invalid_continuation_token)
     return offset
 
 
@@ -289,62 +261,6 @@ def _paginate(items: Sequence[Any], size: int, token: str) -> tuple[Sequence[Any
     page = items[offset : offset + size]
     rest = offset + size < len(items)
     return page, _encode_offset(offset + size) if rest else ""
-
-
-# ------------------------------------------------------------------------------------------
-# Response shapes
-# ------------------------------------------------------------------------------------------
-
-
-def _store_json(info: Any) -> Json:
-    return {
-        "id": info.id,
-        "name": info.name,
-        "created_at": _timestamp(info.created_at),
-        "updated_at": _timestamp(getattr(info, "updated_at", None) or info.created_at),
-    }
-
-
-def _model_json(model_id: str, model: Any) -> Json:
-    doc = model_to_json(model)
-    return {
-        "id": model_id,
-        "schema_version": doc["schema_version"],
-        "type_definitions": doc["type_definitions"],
-        "conditions": {},
-    }
-
-
-def _tuple_key_json(t: TupleKey) -> Json:
-    return {"user": t.user, "relation": t.relation, "object": t.object}
-
-
-def _user_json(user: str) -> Json:
-    """A ListUsers result: an object, a typed wildcard or a userset."""
-    obj, sep, relation = user.partition("#")
-    type_, _, ident = obj.partition(":")
-    if sep:
-        return {"userset": {"type": type_, "id": ident, "relation": relation}}
-    if ident == "*":
-        return {"wildcard": {"type": type_}}
-    return {"object": {"type": type_, "id": ident}}
-
-
-def _check_error_json(exc: Exception) -> Json:
-    """The ``CheckError`` of one BatchCheck item (OpenFGA's ``input_error`` for invalid input
-    and the depth limit, ``internal_error`` otherwise)."""
-    if isinstance(exc, AuthzValidationError):
-        return {
-            "input_error": ErrorCode.input_error_numbered(exc.code).name,
-            "message": exc.message,
-        }
-    if isinstance(exc, AuthzEvaluationError) and _is_too_complex(exc):
-        return {"input_error": _TOO_COMPLEX.name, "message": str(exc)}
-    return {"internal_error": "internal_error", "message": str(exc) or "internal error"}
-
-
-def _is_too_complex(exc: AuthzEvaluationError) -> bool:
-    return getattr(exc, "code", None) == _TOO_COMPLEX
 
 
 # ------------------------------------------------------------------------------------------
@@ -503,7 +419,7 @@ class _Guard:
                 request.path,
                 request.headers.get(hdrs.HOST, "")[:100],
             )
-            return _error_response(
+            return error_response(
                 421,
                 "misdirected_request",
                 "this server does not answer for the requested Host (allow a name with "
@@ -511,12 +427,12 @@ class _Guard:
             )
         if not self.authenticated(request):
             log.info("fga api: refused %s %s: unauthenticated", request.method, request.path)
-            response = _error_response(401, "unauthenticated", "unauthenticated")
+            response = error_response(401, "unauthenticated", "unauthenticated")
             response.headers[hdrs.WWW_AUTHENTICATE] = "Bearer"
             return response
         if request.method in _BODY_METHODS and not _is_json_content_type(request):
             error = _unsupported_media_type()
-            return _error_response(error.status, error.code, error.message)
+            return error_response(error.status, error.code, error.message)
         return await handler(request)
 
 
@@ -537,7 +453,7 @@ class _FgaApi:
         body = await _body(request)
         name = _match(body.get("name", ""), STORE_NAME, "CreateStoreRequest.Name")
         info = await self.engine.create_store(name)
-        return _json_response(_store_json(info), 201)
+        return json_response(store_json(info), 201)
 
     async def list_stores(self, request: web.Request) -> web.Response:
         size, token = _page(request.query, {}, "ListStoresRequest")
@@ -546,16 +462,16 @@ class _FgaApi:
         if name:
             stores = [s for s in stores if s.name == name]
         page, next_token = _paginate(stores, size, token)
-        return _json_response(
-            {"stores": [_store_json(s) for s in page], "continuation_token": next_token}
+        return json_response(
+            {"stores": [store_json(s) for s in page], "continuation_token": next_token}
         )
 
     async def get_store(self, request: web.Request) -> web.Response:
         store_id = _store_id(request, "GetStoreRequest")
         info = await self.engine.get_store(store_id)
         if info is None:
-            raise _store_not_found()
-        return _json_response(_store_json(info))
+            raise store_not_found()
+        return json_response(store_json(info))
 
     async def delete_store(self, request: web.Request) -> web.Response:
         # Deleting an absent store succeeds, as in OpenFGA.
@@ -568,7 +484,7 @@ class _FgaApi:
         store_id = _store_id(request, "WriteAuthorizationModelRequest")
         body = await _body(request)
         if not body.get("type_definitions"):
-            raise _invalid(
+            raise invalid(
                 "invalid WriteAuthorizationModelRequest.TypeDefinitions: "
                 "value must contain at least 1 item(s)"
             )
@@ -577,18 +493,18 @@ class _FgaApi:
         except AuthzValidationError as exc:
             # Every model that fails the type system's rules is OpenFGA's
             # invalid_authorization_model, whatever detail the parser reports.
-            raise _invalid(exc.message, ErrorCode.invalid_authorization_model) from None
+            raise invalid(exc.message, ErrorCode.invalid_authorization_model) from None
         model_id = await self.engine.write_model(store_id, model)
-        return _json_response({"authorization_model_id": model_id}, 201)
+        return json_response({"authorization_model_id": model_id}, 201)
 
     async def read_models(self, request: web.Request) -> web.Response:
         store_id = _store_id(request, "ReadAuthorizationModelsRequest")
         size, token = _page(request.query, {}, "ReadAuthorizationModelsRequest")
         models = await self.engine.list_models(store_id)  # newest first, as in OpenFGA
         page, next_token = _paginate(models, size, token)
-        return _json_response(
+        return json_response(
             {
-                "authorization_models": [_model_json(mid, m) for mid, m in page],
+                "authorization_models": [model_json(mid, m) for mid, m in page],
                 "continuation_token": next_token,
             }
         )
@@ -597,7 +513,7 @@ class _FgaApi:
         store_id = _store_id(request, "ReadAuthorizationModelRequest")
         model_id = _match(request.match_info["model_id"], ULID, "ReadAuthorizationModelRequest.Id")
         resolved_id, model = await self.engine.read_model(store_id, model_id)
-        return _json_response({"authorization_model": _model_json(resolved_id, model)})
+        return json_response({"authorization_model": model_json(resolved_id, model)})
 
     # -- queries -------------------------------------------------------------------------
 
@@ -615,18 +531,16 @@ class _FgaApi:
             contextual_tuples=contextual,
             consistency=consistency,
         )
-        return _json_response({"allowed": allowed, "resolution": ""})
+        return json_response({"allowed": allowed, "resolution": ""})
 
     async def batch_check(self, request: web.Request) -> web.Response:
         store_id = _store_id(request, "BatchCheckRequest")
         body = await _body(request)
         checks = body.get("checks")
         if not isinstance(checks, list) or not checks:
-            raise _invalid(
-                "invalid BatchCheckRequest.Checks: value must contain at least 1 item(s)"
-            )
+            raise invalid("invalid BatchCheckRequest.Checks: value must contain at least 1 item(s)")
         if len(checks) > MAX_CHECKS_PER_BATCH_CHECK:
-            raise _invalid(
+            raise invalid(
                 f"batchCheck received {len(checks)} checks, the maximum allowed is "
                 f"{MAX_CHECKS_PER_BATCH_CHECK}"
             )
@@ -634,12 +548,12 @@ class _FgaApi:
         seen: set[str] = set()
         for item in checks:
             if not isinstance(item, dict):
-                raise _invalid("invalid BatchCheckRequest.Checks: items must be objects")
+                raise invalid("invalid BatchCheckRequest.Checks: items must be objects")
             correlation_id = _match(
                 item.get("correlation_id", ""), CORRELATION_ID, "BatchCheckItem.CorrelationId"
             )
             if correlation_id in seen:
-                raise _invalid(f"duplicate correlation_id provided: {correlation_id}")
+                raise invalid(f"duplicate correlation_id provided: {correlation_id}")
             seen.add(correlation_id)
             key = _tuple_key(item.get("tuple_key"), "CheckRequestTupleKey")
             requests.append(
@@ -672,10 +586,10 @@ class _FgaApi:
                     consistency=consistency,
                 )
             except (AuthzValidationError, AuthzEvaluationError) as exc:
-                out[req.correlation_id] = {"allowed": False, "error": _check_error_json(exc)}
+                out[req.correlation_id] = {"allowed": False, "error": check_error_json(exc)}
             else:
                 out[req.correlation_id] = {"allowed": allowed}
-        return _json_response({"result": out})
+        return json_response({"result": out})
 
     async def list_objects(self, request: web.Request) -> web.Response:
         store_id = _store_id(request, "ListObjectsRequest")
@@ -691,26 +605,26 @@ class _FgaApi:
         objects = await authorizer.list_objects(
             user, relation, type_, contextual_tuples=contextual, consistency=consistency
         )
-        return _json_response({"objects": list(objects)})
+        return json_response({"objects": list(objects)})
 
     async def list_users(self, request: web.Request) -> web.Response:
         store_id = _store_id(request, "ListUsersRequest")
         body = await _body(request)
         obj = _object_field(body, "object", "ListUsersRequest")
         if obj is None:
-            raise _invalid("invalid ListUsersRequest.Object: value is required")
+            raise invalid("invalid ListUsersRequest.Object: value is required")
         obj_type = _match(obj.get("type", ""), TYPE, "Object.Type")
         obj_id = _match(obj.get("id", ""), OBJECT_ID, "Object.Id")
         relation = _match(body.get("relation", ""), RELATION, "ListUsersRequest.Relation")
         filters = body.get("user_filters")
         if not isinstance(filters, list) or len(filters) != 1:
-            raise _invalid(
+            raise invalid(
                 "invalid ListUsersRequest.UserFilters: value must contain exactly 1 item(s)"
             )
         user_filters: list[str] = []
         for f in filters:
             if not isinstance(f, dict):
-                raise _invalid("invalid ListUsersRequest.UserFilters: items must be objects")
+                raise invalid("invalid ListUsersRequest.UserFilters: items must be objects")
             f_type = _match(f.get("type", ""), TYPE, "UserTypeFilter.Type")
             f_rel = f.get("relation") or ""
             if f_rel:
@@ -728,7 +642,7 @@ class _FgaApi:
             contextual_tuples=contextual,
             consistency=consistency,
         )
-        return _json_response({"users": [_user_json(u) for u in users]})
+        return json_response({"users": [user_json(u) for u in users]})
 
     # -- tuples --------------------------------------------------------------------------
 
@@ -751,7 +665,7 @@ class _FgaApi:
             on_duplicate=on_duplicate,
             on_missing=on_missing,
         )
-        return _json_response({})
+        return json_response({})
 
     async def read(self, request: web.Request) -> web.Response:
         store_id = _store_id(request, "ReadRequest")
@@ -762,7 +676,7 @@ class _FgaApi:
         for name in ("user", "relation", "object"):
             value = key.get(name) or None
             if value is not None and not isinstance(value, str):
-                raise _invalid(f"invalid ReadRequestTupleKey.{_camel(name)}: must be a string")
+                raise invalid(f"invalid ReadRequestTupleKey.{_camel(name)}: must be a string")
             fields[name] = value
         _consistency(body, "ReadRequest")  # validated; reads always come from the database
         result = await self.engine.read(
@@ -774,10 +688,10 @@ class _FgaApi:
             page_size=size,
             continuation_token=token,
         )
-        return _json_response(
+        return json_response(
             {
                 "tuples": [
-                    {"key": _tuple_key_json(t), "timestamp": _timestamp(result.timestamps.get(t))}
+                    {"key": tuple_key_json(t), "timestamp": timestamp(result.timestamps.get(t))}
                     for t in result.tuples
                 ],
                 "continuation_token": result.continuation_token,
@@ -789,10 +703,6 @@ def _store_id(request: web.Request, message: str) -> str:
     return _match(request.match_info["store_id"], ULID, f"{message}.StoreId")
 
 
-def _store_not_found() -> ApiError:
-    return ApiError(404, ErrorCode.store_id_not_found.name, "store ID not found")
-
-
 def _write_part(
     doc: Json | None, option: str, message: str
 ) -> tuple[tuple[TupleKey, ...], Literal["ignore", "error"]]:
@@ -801,38 +711,13 @@ def _write_part(
         return (), "error"
     items = doc.get("tuple_keys")
     if not isinstance(items, list) or not items:
-        raise _invalid(f"invalid {message}.TupleKeys: value must contain at least 1 item(s)")
+        raise invalid(f"invalid {message}.TupleKeys: value must contain at least 1 item(s)")
     mode = doc.get(option) or "error"
     if mode == "error":
         return tuple(_tuple_key(item, "TupleKey") for item in items), "error"
     if mode == "ignore":
         return tuple(_tuple_key(item, "TupleKey") for item in items), "ignore"
-    raise _invalid(f"invalid {message}.{_camel(option)}: value must be in list [ignore error]")
-
-
-@web.middleware
-async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return _error_response(exc.status, exc.code, exc.message)
-    except AuthzValidationError as exc:
-        if isinstance(exc, StoreNotFoundError) or exc.code == ErrorCode.store_id_not_found:
-            missing = _store_not_found()
-            return _error_response(missing.status, missing.code, missing.message)
-        return _error_response(400, ErrorCode.input_error_numbered(exc.code).name, exc.message)
-    except AuthzEvaluationError as exc:
-        if _is_too_complex(exc):
-            return _error_response(400, _TOO_COMPLEX.name, str(exc))
-        log.warning("fga api: evaluation failed: %s", exc)
-        return _error_response(500, "internal_error", str(exc) or "Internal Server Error")
-    except AuthzUnavailable as exc:
-        log.warning("fga api: engine unavailable: %s", exc)
-        return _error_response(503, "unavailable", str(exc) or "Service Unavailable")
-    except web.HTTPNotFound:
-        return _error_response(404, "undefined_endpoint", "Not Found")
-    except web.HTTPMethodNotAllowed:
-        return _error_response(405, "undefined_endpoint", "Method Not Allowed")
+    raise invalid(f"invalid {message}.{_camel(option)}: value must be in list [ignore error]")
 
 
 def create_fga_app(
@@ -851,7 +736,9 @@ def create_fga_app(
     name is malformed (see :func:`serve_problems`)."""
     guard = _Guard(token, bind_host, allowed_hosts)
     api = _FgaApi(engine)
-    app = web.Application(middlewares=[guard.middleware, _errors], client_max_size=4 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[guard.middleware, error_middleware], client_max_size=4 * 1024 * 1024
+    )
     s = "/stores/{store_id}"
     app.router.add_post("/stores", api.create_store)
     app.router.add_get("/stores", api.list_stores)
