@@ -143,6 +143,13 @@ HOME_NOT_LINKED = ":warning: Your Slack account is not linked yet."
 HOME_OPEN_SIGN_IN = "Open the sign-in page"
 HOME_LINKED_HINT = "`/pm whoami` shows your permissions; `/pm unlink` removes the link."
 HOME_FOOTER = "Mention me in a channel or send me a DM; type `/pm help` anywhere."
+PROMPT_CANCELLED = "This link was not used: nothing was linked. Run `/pm link` for a new one."
+
+
+def prompt_used(who: str) -> str:
+    return f":white_check_mark: Done: you are linked as *{who}*."
+
+
 UNLINKED = "Your account is unlinked and pmbot's access was revoked."
 NOT_LINKED = "Your account was not linked."
 

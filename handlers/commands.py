@@ -45,7 +45,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 await publish_home(deps, team_id, user_id)
             return
         if sub == "link":
-            await _link(deps, team_id, user_id, respond)
+            await _link(deps, team_id, user_id, respond, str(command.get("response_url") or ""))
             return
         linked = identity_of(context)
         if sub == "whoami":
@@ -66,7 +66,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await respond(text=intro, blocks=blocks.help_blocks(intro))
 
 
-async def _link(deps: Deps, team_id: str, user_id: str, respond: AsyncRespond) -> None:
+async def _link(
+    deps: Deps, team_id: str, user_id: str, respond: AsyncRespond, response_url: str
+) -> None:
     linked = await deps.identity.lookup(team_id, user_id)
     if linked is not None:
         # Ask before replacing a link: a stray /pm link must not cost the current one.
@@ -76,5 +78,5 @@ async def _link(deps: Deps, team_id: str, user_id: str, respond: AsyncRespond) -
         )
         return
     ttl = deps.settings.link_ttl_seconds
-    url = await deps.identity.start_link(team_id, user_id)
+    url = await deps.identity.start_link(team_id, user_id, prompt_url=response_url or None)
     await respond(text=words.link_prompt_text(url, ttl), blocks=blocks.link_prompt_blocks(url, ttl))

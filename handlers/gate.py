@@ -52,7 +52,10 @@ def link_gate(deps: Deps) -> Middleware:
             context[IDENTITY] = identity
             await next()
             return
-        url = await deps.identity.start_link(team_id, user_id)
+        response_url = body.get("response_url") if command is not None else None
+        url = await deps.identity.start_link(
+            team_id, user_id, prompt_url=response_url if isinstance(response_url, str) else None
+        )
         ttl = deps.settings.link_ttl_seconds
         text = words.link_prompt_text(url, ttl)
         prompt = blocks.link_prompt_blocks(url, ttl)

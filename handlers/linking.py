@@ -13,6 +13,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import messages as words
 from bot.errors import ServiceUnavailable
@@ -61,6 +62,18 @@ async def _replace_message(deps: Deps, body: dict[str, Any], text: str) -> None:
     await deps.slack.chat_update(channel=str(channel), ts=str(ts), text=text, blocks=[])
 
 
+async def _retire_prompts(deps: Deps, request_id: str, text: str) -> None:
+    """Replace the /pm prompts that showed a link once it is used: no stale link button
+    is left in the conversation. Best effort: a response_url lives 30 minutes."""
+    for url in await deps.identity.take_prompt_urls(request_id):
+        try:
+            await AsyncWebhookClient(url, session=deps.http).send(
+                text=text, replace_original=True, response_type="ephemeral"
+            )
+        except (SlackClientError, OSError, TimeoutError) as exc:
+            log.info("could not replace a link prompt: %s", type(exc).__name__)
+
+
 async def _refuse(
     deps: Deps, body: dict[str, Any], respond: AsyncRespond, reason: LinkFailure
 ) -> None:
@@ -88,6 +101,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await _refuse(deps, body, respond, exc.reason)
             return
         await _replace_message(deps, body, words.linked_text(identity.display))
+        await _retire_prompts(deps, request_id, words.prompt_used(identity.display))
         await publish_home(deps, team_id, user_id)
 
     @app.action("link_cancel")
@@ -103,12 +117,16 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await _refuse(deps, body, respond, exc.reason)
             return
         await _replace_message(deps, body, words.link_cancelled_text())
+        await _retire_prompts(deps, request_id, words.PROMPT_CANCELLED)
 
     @app.action("link_replace")
     async def on_replace(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         team_id, user_id = _team_and_user(body)
-        url = await deps.identity.start_link(team_id, user_id)
+        response_url = body.get("response_url")
+        url = await deps.identity.start_link(
+            team_id, user_id, prompt_url=response_url if isinstance(response_url, str) else None
+        )
         await respond(
             text=words.link_prompt_text(url, ttl),
             blocks=blocks.link_prompt_blocks(url, ttl),

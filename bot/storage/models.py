@@ -69,6 +69,9 @@ class LinkRequest(Base):
     confirm_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The response_urls of the /pm prompts that showed this link (encrypted JSON list):
+    # once the link is used they are replaced, so no stale button is left behind.
+    prompt_urls_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SlackLink(Base):

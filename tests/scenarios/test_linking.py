@@ -83,7 +83,7 @@ async def test_link_whoami_and_unlink_through_slack(bot: Harness) -> None:
         lambda: [
             m
             for m in bot.sandbox.messages("C0GENERAL", viewer="U0ALICE")
-            if "linked as" in m.get("text", "")
+            if "Permissions:" in m.get("text", "")
         ]
     )
     assert "auth0|alice" in whoami[0]["text"] and "delete:projects" in whoami[0]["text"]
@@ -395,3 +395,34 @@ async def test_scheduled_sweeps_forget_expired_link_requests(bot: Harness) -> No
     async with bot.deps.db.session() as session:
         left = list(await session.scalars(select(LinkRequest.slack_user_id)))
     assert left == ["U0BOB"]
+
+
+async def test_link_prompts_are_replaced_once_the_link_is_used(bot: Harness) -> None:
+    """Two /pm prompts showing the same link: after the confirmation both say it is done,
+    and no link button is left in the channel."""
+
+    def prompts() -> list[dict[str, Any]]:
+        return [
+            m
+            for m in bot.sandbox.messages("C0GENERAL", viewer="U0CAROL")
+            if "/auth/link/" in json.dumps(m)
+        ]
+
+    await bot.sandbox.run_command("U0CAROL", "C0GENERAL", "/pm", "link")
+    await eventually(prompts)
+    await bot.sandbox.run_command("U0CAROL", "C0GENERAL", "/pm", "whoami")
+    shown = await eventually(lambda: len(prompts()) == 2 and prompts())
+    urls = {link_url_from([m]) for m in shown}
+    assert len(urls) == 1  # one live link, shown twice
+    async with browser() as b:
+        authorize = await bot.open_link_in_browser(urls.pop(), b)
+        callback = await bot.log_in(authorize, b, "carol@example.com")
+        assert (await callback_status(bot, b, callback))[0] == 200
+    assert "now linked" in await bot.press_in_slack("U0CAROL", "link_confirm")
+    await eventually(lambda: not prompts())
+    done = [
+        m
+        for m in bot.sandbox.messages("C0GENERAL", viewer="U0CAROL")
+        if "Done: you are linked as *carol@example.com*" in m.get("text", "")
+    ]
+    assert len(done) == 2
