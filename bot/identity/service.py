@@ -40,7 +40,7 @@ from bot.identity.auth0 import (
     pkce_pair,
     s256_challenge,
 )
-from bot.identity.crypto import DecryptionError, TokenCipher
+from bot.identity.crypto import TokenCipher
 from bot.identity.grants import Grants
 from bot.identity.model import (
     FINISHED,
@@ -65,6 +65,7 @@ from bot.identity.model import (
     workspace_member,
 )
 from bot.identity.ports import IdentityProvider, SlackDirectory, TokenVerification
+from bot.identity.prompts import PromptUrls
 from bot.identity.tokens import JwksUnavailable, TokenInvalid
 from bot.storage.db import Database
 from bot.storage.models import LinkRequest, SlackLink
@@ -91,6 +92,7 @@ class IdentityService:
         self._verifier = verifier
         self._cipher = cipher
         self._grants = Grants(db=db, auth0=auth0, verifier=verifier, cipher=cipher)
+        self._prompts = PromptUrls(db=db, cipher=cipher)
         self._authz = authorizer
         self._directory = directory
         self._callback_url = callback_url
@@ -132,7 +134,7 @@ class IdentityService:
             )
         if live is not None:
             if prompt_url:
-                await self._remember_prompt(live, prompt_url)
+                await self._prompts.remember(live, prompt_url)
             return f"{self._link_base_url}/auth/link/{live}"
         verifier, _ = pkce_pair()
         request_id = secrets.token_urlsafe(32)
@@ -148,51 +150,17 @@ class IdentityService:
                     nonce=secrets.token_urlsafe(24),
                     created_at=now,
                     expires_at=now + self._ttl,
-                    prompt_urls_enc=self._seal_prompts(request_id, [prompt_url])
+                    prompt_urls_enc=self._prompts.seal(request_id, [prompt_url])
                     if prompt_url
                     else None,
                 )
             )
         return f"{self._link_base_url}/auth/link/{request_id}"
 
-    # A response_url can post into the person's conversation for 30 minutes: a secret.
-    _MAX_PROMPTS = 5
-
-    def _seal_prompts(self, request_id: str, urls: list[str]) -> str:
-        return self._cipher.encrypt(
-            json.dumps(urls[-self._MAX_PROMPTS :]), purpose=f"prompt_urls|{request_id}"
-        )
-
-    def _open_prompts(self, request_id: str, sealed: str | None) -> list[str]:
-        if not sealed:
-            return []
-        try:
-            urls = json.loads(self._cipher.decrypt(sealed, purpose=f"prompt_urls|{request_id}"))
-        except (DecryptionError, ValueError):
-            return []
-        return [u for u in urls if isinstance(u, str)]
-
-    async def _remember_prompt(self, request_id: str, prompt_url: str) -> None:
-        async with self._db.session() as session:
-            request = await session.get(LinkRequest, request_id)
-            if request is None:
-                return
-            urls = self._open_prompts(request_id, request.prompt_urls_enc)
-            if prompt_url not in urls:
-                request.prompt_urls_enc = self._seal_prompts(request_id, [*urls, prompt_url])
-
     async def take_prompt_urls(self, request_id: str) -> list[str]:
         """The response_urls of the prompts that showed this link, forgotten as they are
         given (so each prompt is replaced once)."""
-        if not valid_request_id(request_id):
-            return []
-        async with self._db.session() as session:
-            request = await session.get(LinkRequest, request_id)
-            if request is None:
-                return []
-            urls = self._open_prompts(request_id, request.prompt_urls_enc)
-            request.prompt_urls_enc = None
-        return urls
+        return await self._prompts.take(request_id)
 
     async def _load_request(self, session: Any, request_id: str) -> LinkRequest:
         if not valid_request_id(request_id):
