@@ -41,7 +41,6 @@ def mount_sandbox(app: web.Application, deps: Deps) -> None:
         raise web.HTTPFound("/sandbox/")
 
     app.router.add_get("/", to_sandbox)
-    deps.extras["sandbox"] = sandbox
 
     idp = DevIdentityProvider(
         issuer=settings.auth0_issuer,
@@ -60,7 +59,6 @@ def mount_sandbox(app: web.Application, deps: Deps) -> None:
         audience=settings.auth0_audience,
     )
     app.add_subapp("/idp/", idp.app())
-    deps.extras["idp"] = idp
 
 
 async def serve(settings: Settings, *, stop: asyncio.Event, socket_mode: bool = False) -> None:

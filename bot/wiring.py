@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 import aiohttp
@@ -47,7 +47,6 @@ class Deps:
     identity: IdentityService
     directory: WebApiDirectory
     auth0: Auth0Client
-    extras: dict[str, object] = field(default_factory=dict)
 
 
 def build_slack_client(
