@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncBoltContext
+from slack_bolt.response import BoltResponse
 
 from bot import messages as words
 from bot.identity.model import Identity
@@ -21,7 +22,10 @@ from handlers import blocks
 IDENTITY = "pmbot_identity"
 UNGATED_SUBCOMMANDS = frozenset({"link", "unlink"})
 
-Middleware = Callable[..., Awaitable[None]]
+Middleware = Callable[..., Awaitable[BoltResponse | None]]
+# Returned without calling next(): Bolt then treats the request as handled (by the gate)
+# instead of looking for another listener and warning that nobody handled it.
+HANDLED_BY_THE_GATE = BoltResponse(status=200, body="")
 
 
 def identity_of(context: AsyncBoltContext) -> Identity:
@@ -41,17 +45,17 @@ def subcommand(text: str) -> str:
 def link_gate(deps: Deps) -> Middleware:
     async def gate(
         context: AsyncBoltContext, body: dict[str, Any], next: Callable[[], Awaitable[None]]
-    ) -> None:
+    ) -> BoltResponse | None:
         team_id, user_id = str(context.team_id or ""), str(context.user_id or "")
         command = subcommand(str(body.get("text") or "")) if body.get("command") else None
         if command in UNGATED_SUBCOMMANDS:
             await next()
-            return
+            return None
         identity = await deps.identity.current(team_id, user_id)
         if identity is not None:
             context[IDENTITY] = identity
             await next()
-            return
+            return None
         response_url = body.get("response_url") if command is not None else None
         url = await deps.identity.start_link(
             team_id, user_id, prompt_url=response_url if isinstance(response_url, str) else None
@@ -63,11 +67,12 @@ def link_gate(deps: Deps) -> Middleware:
             if command == "help":
                 prompt += blocks.help_blocks()
             await context.respond(text=text, blocks=prompt, response_type="ephemeral")
-            return
+            return HANDLED_BY_THE_GATE
         channel = context.channel_id
         if channel:
             await deps.slack.chat_postEphemeral(
                 channel=channel, user=user_id, text=text, blocks=prompt
             )
+        return HANDLED_BY_THE_GATE
 
     return gate

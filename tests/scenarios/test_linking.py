@@ -426,3 +426,27 @@ async def test_link_prompts_are_replaced_once_the_link_is_used(bot: Harness) -> 
         if "Done: you are linked as *carol@example.com*" in m.get("text", "")
     ]
     assert len(done) == 2
+
+
+async def test_the_gate_handles_what_it_stops(
+    bot: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unlinked person's command, mention and DM are answered by the gate alone: Bolt
+    does not go looking for another listener and warn that nobody handled them."""
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    await bot.sandbox.run_command("U0DAVE", "C0GENERAL", "/pm", "whoami")
+    await bot.sandbox.post_message("U0DAVE", "C0GENERAL", "<@U0PMBOT> hi")
+    await eventually(
+        lambda: len(
+            [
+                m
+                for m in bot.sandbox.messages("C0GENERAL", viewer="U0DAVE")
+                if "/auth/link/" in json.dumps(m)
+            ]
+        )
+        >= 2
+    )
+    await bot.ingress.drain()
+    assert not [r for r in caplog.records if "Unhandled request" in r.getMessage()]
