@@ -439,14 +439,16 @@ async def test_the_gate_handles_what_it_stops(
     await bot.sandbox.run_command("U0DAVE", "C0GENERAL", "/pm", "whoami")
     await bot.sandbox.post_message("U0DAVE", "C0GENERAL", "<@U0PMBOT> hi")
     await eventually(
-        lambda: len(
-            [
-                m
-                for m in bot.sandbox.messages("C0GENERAL", viewer="U0DAVE")
-                if "/auth/link/" in json.dumps(m)
-            ]
+        lambda: (
+            len(
+                [
+                    m
+                    for m in bot.sandbox.messages("C0GENERAL", viewer="U0DAVE")
+                    if "/auth/link/" in json.dumps(m)
+                ]
+            )
+            >= 2
         )
-        >= 2
     )
     await bot.ingress.drain()
     assert not [r for r in caplog.records if "Unhandled request" in r.getMessage()]
