@@ -21,19 +21,14 @@ a request waits for one that started after it arrived rather than starting its o
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import functools
-import hashlib
 import json
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Final, Literal, TypeVar
+from typing import Final, Literal, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -48,6 +43,16 @@ from authz.embedded.memory import (
     validate_tuple,
 )
 from authz.embedded.model import AuthorizationModel, model_from_json, model_to_json
+from authz.embedded.paging import (
+    MAX_PAGE_SIZE,
+    ChangesPage,
+    TimedReadResult,
+    changes_position,
+    changes_token,
+    read_after,
+    read_fingerprint,
+    read_token,
+)
 from authz.embedded.sqlstore import (
     WRITE,
     SqlStore,
@@ -64,7 +69,6 @@ from authz.ports import (
     CheckRequest,
     Consistency,
     ErrorCode,
-    ReadResult,
     TupleKey,
 )
 
@@ -82,48 +86,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_TUPLES_PER_WRITE: Final = 100
-MAX_PAGE_SIZE: Final = 100
 
 OnConflict = Literal["ignore", "error"]
 _T = TypeVar("_T")
-
-# --------------------------------------------------------------------------------------------
-# Results
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TimedReadResult(ReadResult):
-    """A :class:`ReadResult` that also carries when each tuple was written."""
-
-    timestamps: dict[TupleKey, datetime] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ChangesPage:
-    """One page of a store's changelog (OpenFGA's ReadChanges). The continuation token is
-    returned even when the page is empty, so a caller can poll with it."""
-
-    changes: list[TupleChange]
-    continuation_token: str
-
-
-def _encode_token(payload: dict[str, Any]) -> str:
-    raw = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> dict[str, Any]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        payload = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        payload = None
-    if not isinstance(payload, dict):
-        raise AuthzValidationError(
-            ErrorCode.invalid_continuation_token, "Invalid continuation token"
-        )
-    return payload
 
 
 def _invalid(message: str, code: ErrorCode = ErrorCode.validation_error) -> AuthzValidationError:
@@ -665,19 +630,10 @@ class EmbeddedEngine:
             )
         if object_type is not None:
             await self._validate_read_filter(store_id, model_id, object_type, relation)
-        fingerprint = hashlib.sha256(json.dumps([user, relation, object]).encode()).hexdigest()[:16]
+        fingerprint = read_fingerprint(user, relation, object)
         after: tuple[str, str, str] | None = None
         if continuation_token:
-            payload = _decode_token(continuation_token)
-            key = payload.get("k")
-            if (
-                payload.get("f") != fingerprint
-                or not isinstance(key, list)
-                or len(key) != 3
-                or not all(isinstance(v, str) for v in key)
-            ):
-                raise _invalid("Invalid continuation token", ErrorCode.invalid_continuation_token)
-            after = (key[0], key[1], key[2])
+            after = read_after(continuation_token, fingerprint)
         elif await self.sql.get_store(store_id) is None:
             raise StoreNotFoundError(store_id)
         rows = await self.sql.read_tuples(
@@ -692,8 +648,7 @@ class EmbeddedEngine:
         page = rows[:page_size]
         token = ""
         if len(rows) > page_size:
-            last = page[-1].tuple_key
-            token = _encode_token({"f": fingerprint, "k": [last.object, last.relation, last.user]})
+            token = read_token(fingerprint, page[-1].tuple_key)
         return TimedReadResult(
             tuples=[r.tuple_key for r in page],
             continuation_token=token,
@@ -734,19 +689,13 @@ class EmbeddedEngine:
             )
         position = 0
         if continuation_token:
-            payload = _decode_token(continuation_token)
-            p = payload.get("p")
-            if not isinstance(p, int) or isinstance(p, bool) or p < 0 or payload.get("t") != type:
-                raise _invalid("Invalid continuation token", ErrorCode.invalid_continuation_token)
-            position = p
+            position = changes_position(continuation_token, type)
         elif await self.sql.get_store(store_id) is None:
             raise StoreNotFoundError(store_id)
         changes = await self.sql.changes_after(store_id, position, type=type, limit=page_size)
         if changes:
             position = changes[-1].id
-        return ChangesPage(
-            changes=changes, continuation_token=_encode_token({"p": position, "t": type})
-        )
+        return ChangesPage(changes=changes, continuation_token=changes_token(position, type))
 
 
 def _model_text(model: AuthorizationModel) -> str:
