@@ -2,7 +2,8 @@
 
 Tuples live in SQL (:mod:`authz.embedded.sqlstore`, the source of truth). Each process keeps,
 per store it serves, an in-memory :class:`~authz.embedded.memory.MemoryTupleStore`, loaded
-at first use and kept current by following the store's changelog:
+at first use and kept current by following the store's changelog
+(:mod:`authz.embedded.replication`):
 
 * every ``sync_interval`` seconds in the background (after :meth:`EmbeddedEngine.start`);
 * before answering when the request asks for ``HIGHER_CONSISTENCY``;
@@ -20,12 +21,9 @@ a request waits for one that started after it arrived rather than starting its o
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Final, Literal, TypeVar
@@ -36,7 +34,6 @@ from authz.embedded.authorizer import EmbeddedAuthorizer
 from authz.embedded.check import DEFAULT_MAX_DEPTH
 from authz.embedded.evaluator import Evaluator
 from authz.embedded.memory import (
-    MemoryTupleStore,
     is_valid_object,
     is_valid_relation,
     is_valid_user,
@@ -53,8 +50,8 @@ from authz.embedded.paging import (
     read_fingerprint,
     read_token,
 )
+from authz.embedded.replication import StoreCopies, StoreState
 from authz.embedded.sqlstore import (
-    WRITE,
     SqlStore,
     StoreInfo,
     StoreNotFoundError,
@@ -108,66 +105,6 @@ def _evaluate(call: Callable[[], _T]) -> _T:
 
 
 # --------------------------------------------------------------------------------------------
-# Per-store state
-# --------------------------------------------------------------------------------------------
-
-
-class _StoreState:
-    """The in-memory copy of one store and the bookkeeping of its catch-ups.
-
-    Catch-ups get increasing sequence numbers when they start; a request that arrives when
-    the next one to start is ``n`` is satisfied by any catch-up numbered ``n`` or later.
-    """
-
-    __slots__ = (
-        "cursor",
-        "done_seq",
-        "failed_seq",
-        "failure",
-        "latest_model_id",
-        "loaded",
-        "lock",
-        "next_seq",
-        "store_id",
-        "synced_at",
-        "tuples",
-    )
-
-    def __init__(self, store_id: str) -> None:
-        self.store_id = store_id
-        self.tuples = MemoryTupleStore()
-        self.cursor = 0
-        self.loaded = False
-        self.latest_model_id: str | None = None
-        self.lock = asyncio.Lock()
-        self.next_seq = 0
-        self.done_seq = -1
-        self.failed_seq = -1
-        self.failure: AuthzError | None = None
-        self.synced_at = -math.inf
-
-    def apply(self, changes: Sequence[TupleChange]) -> None:
-        """Applies changes in order (no await: evaluations never see half a catch-up)."""
-        store = self.tuples
-        for change in changes:
-            if change.operation == WRITE:
-                store.write((change.tuple_key,))
-            else:
-                store.delete((change.tuple_key,))
-        if changes:
-            self.cursor = changes[-1].id
-
-
-def _fresh_copy(exc: AuthzError) -> AuthzError:
-    """A new exception like ``exc``, for each request that waited on the failed catch-up."""
-    if isinstance(exc, StoreNotFoundError):
-        return StoreNotFoundError(exc.store_id)
-    if isinstance(exc, AuthzValidationError):
-        return AuthzValidationError(exc.code, exc.message)
-    return type(exc)(str(exc))
-
-
-# --------------------------------------------------------------------------------------------
 # The engine
 # --------------------------------------------------------------------------------------------
 
@@ -198,29 +135,38 @@ class EmbeddedEngine:
             raise ValueError("sync_interval must be >= 0")
         self.sql = SqlStore(engine, timeout=db_timeout)
         self.max_depth = max_depth
-        self.sync_interval = sync_interval
-        self.max_staleness = max(3 * sync_interval, 1.0) if max_staleness is None else max_staleness
-        self._clock = clock
-        self._states: dict[str, _StoreState] = {}
+        if max_staleness is None:
+            max_staleness = max(3 * sync_interval, 1.0)
+        self._copies = StoreCopies(
+            self.sql, sync_interval=sync_interval, max_staleness=max_staleness, clock=clock
+        )
         self._models: dict[tuple[str, str], AuthorizationModel] = {}
-        self._poller: asyncio.Task[None] | None = None
-        self._poll_failing = False
+
+    @property
+    def sync_interval(self) -> float:
+        return self._copies.sync_interval
+
+    @sync_interval.setter
+    def sync_interval(self, value: float) -> None:
+        self._copies.sync_interval = value
+
+    @property
+    def max_staleness(self) -> float:
+        return self._copies.max_staleness
+
+    @max_staleness.setter
+    def max_staleness(self, value: float) -> None:
+        self._copies.max_staleness = value
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Starts the background catch-up (every ``sync_interval`` seconds, if > 0)."""
-        if self._poller is None and self.sync_interval > 0:
-            self._poller = asyncio.create_task(self._poll(), name="fga-changelog-poller")
+        await self._copies.start()
 
     async def close(self) -> None:
         """Stops the background catch-up and forgets the in-memory copies."""
-        poller, self._poller = self._poller, None
-        if poller is not None:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
-        self._states.clear()
+        await self._copies.close()
 
     async def __aenter__(self) -> EmbeddedEngine:
         await self.start()
@@ -228,29 +174,6 @@ class EmbeddedEngine:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.sync_interval)
-            failed = False
-            for state in list(self._states.values()):
-                if not state.loaded:
-                    continue
-                try:
-                    await self._sync(state, state.next_seq)
-                except StoreNotFoundError:
-                    self._forget(state)
-                except AuthzError as exc:
-                    failed = True
-                    if not self._poll_failing:
-                        log.warning("authorization changelog catch-up failed: %s", exc)
-                except Exception:
-                    # Keep polling: requests would otherwise catch up themselves, slowly.
-                    failed = True
-                    log.exception("authorization changelog catch-up failed unexpectedly")
-            if self._poll_failing and not failed:
-                log.info("authorization changelog catch-up recovered")
-            self._poll_failing = failed
 
     # -- stores ---------------------------------------------------------------------------
 
@@ -272,15 +195,9 @@ class EmbeddedEngine:
     async def delete_store(self, store_id: str) -> None:
         """Deletes the store, its models, tuples and changelog (a no-op if it is absent)."""
         await self.sql.delete_store(store_id)
-        state = self._states.get(store_id)
-        if state is not None:
-            self._forget(state)
+        self._copies.forget_store(store_id)
         for key in [k for k in self._models if k[0] == store_id]:
             del self._models[key]
-
-    def _forget(self, state: _StoreState) -> None:
-        if self._states.get(state.store_id) is state:
-            del self._states[state.store_id]
 
     # -- models ---------------------------------------------------------------------------
 
@@ -309,9 +226,7 @@ class EmbeddedEngine:
 
     def _remember_model(self, store_id: str, model_id: str, model: AuthorizationModel) -> None:
         self._models[(store_id, model_id)] = model
-        state = self._states.get(store_id)
-        if state is not None and (state.latest_model_id or "") < model_id:
-            state.latest_model_id = model_id
+        self._copies.note_model(store_id, model_id)
 
     async def read_model(
         self, store_id: str, model_id: str | None = None
@@ -339,8 +254,8 @@ class EmbeddedEngine:
         return out
 
     async def _latest_model_id(self, store_id: str) -> str:
-        state = self._states.get(store_id)
-        if state is not None and state.loaded and not self._is_stale(state):
+        state = self._copies.get(store_id)
+        if state is not None and state.loaded and not self._copies.is_stale(state):
             latest = state.latest_model_id
         else:
             exists, latest = await self.sql.store_status(store_id)
@@ -367,7 +282,7 @@ class EmbeddedEngine:
         return model
 
     async def _model_for(
-        self, state: _StoreState, model_id: str | None
+        self, state: StoreState, model_id: str | None
     ) -> tuple[str, AuthorizationModel]:
         """The model a query on a freshly caught-up store runs against."""
         if model_id is None:
@@ -379,75 +294,17 @@ class EmbeddedEngine:
                 )
         return model_id, await self._load_model(state.store_id, model_id)
 
-    # -- catching up with the database ----------------------------------------------------
+    # -- queries --------------------------------------------------------------------------
 
     def authorizer(self, store_id: str, model_id: str | None = None) -> EmbeddedAuthorizer:
         """The :class:`~authz.ports.Authorizer` of one store, pinned to ``model_id`` (or
         following the store's latest model when None)."""
         return EmbeddedAuthorizer(self, store_id, model_id)
 
-    def _is_stale(self, state: _StoreState) -> bool:
-        limit = self.max_staleness if self._poller is not None else self.sync_interval
-        return self._clock() - state.synced_at > limit
-
-    async def _ready(self, store_id: str, consistency: Consistency) -> _StoreState:
-        """The store's in-memory copy, caught up as the request requires."""
-        state = self._states.get(store_id)
-        if state is None:
-            state = self._states[store_id] = _StoreState(store_id)
-        if (
-            not state.loaded
-            or consistency is Consistency.HIGHER_CONSISTENCY
-            or self._is_stale(state)
-        ):
-            try:
-                await self._sync(state, state.next_seq)
-            except StoreNotFoundError:
-                self._forget(state)
-                raise
-        return state
-
-    async def _sync(self, state: _StoreState, ticket: int) -> None:
-        """Catches ``state`` up, unless a catch-up numbered ``ticket`` or later already ran
-        (then its outcome is reused)."""
-        async with state.lock:
-            if state.done_seq >= ticket:
-                return
-            if state.failed_seq >= ticket and state.failure is not None:
-                raise _fresh_copy(state.failure)
-            seq = state.next_seq
-            state.next_seq += 1
-            started = self._clock()
-            try:
-                await self._catch_up(state)
-            except AuthzError as exc:
-                state.failed_seq, state.failure = seq, exc
-                raise
-            state.done_seq, state.synced_at = seq, started
-
-    async def _catch_up(self, state: _StoreState) -> None:
-        exists, latest = await self.sql.store_status(state.store_id)
-        if not exists:
-            raise StoreNotFoundError(state.store_id)
-        if state.loaded:
-            changes = await self.sql.all_changes_after(state.store_id, state.cursor)
-            state.apply(changes)
-        else:
-            position, tuples = await self.sql.snapshot(state.store_id)
-            changes = await self.sql.all_changes_after(state.store_id, position)
-            state.tuples = MemoryTupleStore(tuples)
-            state.cursor = position
-            state.apply(changes)
-            state.loaded = True
-        if latest is not None and (state.latest_model_id or "") < latest:
-            state.latest_model_id = latest
-
-    # -- queries --------------------------------------------------------------------------
-
     async def _evaluator(
         self, store_id: str, model_id: str | None, consistency: Consistency
     ) -> Evaluator:
-        state = await self._ready(store_id, consistency)
+        state = await self._copies.ready(store_id, consistency)
         _, model = await self._model_for(state, model_id)
         return Evaluator(model, state.tuples, max_depth=self.max_depth)
 
@@ -580,14 +437,7 @@ class EmbeddedEngine:
         await self.sql.apply(
             store_id, writes, deletes, on_duplicate=on_duplicate, on_missing=on_missing
         )
-        state = self._states.get(store_id)
-        if state is not None and state.loaded:
-            try:
-                await self._sync(state, state.next_seq)
-            except AuthzError as exc:
-                # The write is committed; make the next query catch up before answering.
-                log.warning("catch-up after a write failed: %s", exc)
-                state.synced_at = -math.inf
+        await self._copies.after_write(store_id)
 
     async def read(
         self,
