@@ -22,7 +22,6 @@ a request waits for one that started after it arrived rather than starting its o
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +38,8 @@ from authz.embedded.memory import (
     is_valid_user,
     validate_tuple,
 )
-from authz.embedded.model import AuthorizationModel, model_from_json, model_to_json
+from authz.embedded.model import AuthorizationModel
+from authz.embedded.model_store import ModelStore
 from authz.embedded.paging import (
     MAX_PAGE_SIZE,
     ChangesPage,
@@ -50,7 +50,7 @@ from authz.embedded.paging import (
     read_fingerprint,
     read_token,
 )
-from authz.embedded.replication import StoreCopies, StoreState
+from authz.embedded.replication import StoreCopies
 from authz.embedded.sqlstore import (
     SqlStore,
     StoreInfo,
@@ -140,7 +140,7 @@ class EmbeddedEngine:
         self._copies = StoreCopies(
             self.sql, sync_interval=sync_interval, max_staleness=max_staleness, clock=clock
         )
-        self._models: dict[tuple[str, str], AuthorizationModel] = {}
+        self._models = ModelStore(self.sql, self._copies)
 
     @property
     def sync_interval(self) -> float:
@@ -196,37 +196,18 @@ class EmbeddedEngine:
         """Deletes the store, its models, tuples and changelog (a no-op if it is absent)."""
         await self.sql.delete_store(store_id)
         self._copies.forget_store(store_id)
-        for key in [k for k in self._models if k[0] == store_id]:
-            del self._models[key]
+        self._models.forget_store(store_id)
 
     # -- models ---------------------------------------------------------------------------
 
     async def write_model(self, store_id: str, model: AuthorizationModel) -> str:
         """Stores ``model`` as the store's newest model; returns its new id."""
-        model_id = new_ulid()
-        await self.sql.insert_model(store_id, model_id, _model_text(model))
-        self._remember_model(store_id, model_id, model)
-        return model_id
+        return await self._models.write_model(store_id, model)
 
     async def ensure_model(self, store_id: str, model: AuthorizationModel) -> tuple[str, bool]:
         """Stores ``model`` unless the store's latest model is the same definition;
         ``(model_id, written)``. Pushing one model twice yields one model id."""
-
-        def same(text: str) -> bool:
-            try:
-                return _model_from_text(text) == model
-            except AuthzError:
-                return False
-
-        model_id, written = await self.sql.insert_model_unless_latest(
-            store_id, new_ulid(), _model_text(model), same
-        )
-        self._remember_model(store_id, model_id, model)
-        return model_id, written
-
-    def _remember_model(self, store_id: str, model_id: str, model: AuthorizationModel) -> None:
-        self._models[(store_id, model_id)] = model
-        self._copies.note_model(store_id, model_id)
+        return await self._models.ensure_model(store_id, model)
 
     async def read_model(
         self, store_id: str, model_id: str | None = None
@@ -237,62 +218,11 @@ class EmbeddedEngine:
         for an unknown id, ``latest_authorization_model_not_found`` (2020) when the store has
         no model, and :class:`StoreNotFoundError` for an unknown store.
         """
-        if model_id is None:
-            model_id = await self._latest_model_id(store_id)
-        return model_id, await self._load_model(store_id, model_id)
+        return await self._models.read_model(store_id, model_id)
 
     async def list_models(self, store_id: str) -> list[tuple[str, AuthorizationModel]]:
         """Every model of the store, newest first."""
-        if await self.sql.get_store(store_id) is None:
-            raise StoreNotFoundError(store_id)
-        out: list[tuple[str, AuthorizationModel]] = []
-        for model_id, text in await self.sql.list_models(store_id):
-            model = self._models.get((store_id, model_id))
-            if model is None:
-                model = self._models[(store_id, model_id)] = _model_from_text(text)
-            out.append((model_id, model))
-        return out
-
-    async def _latest_model_id(self, store_id: str) -> str:
-        state = self._copies.get(store_id)
-        if state is not None and state.loaded and not self._copies.is_stale(state):
-            latest = state.latest_model_id
-        else:
-            exists, latest = await self.sql.store_status(store_id)
-            if not exists:
-                raise StoreNotFoundError(store_id)
-        if latest is None:
-            raise _invalid(
-                f"No authorization models found for store '{store_id}'",
-                ErrorCode.latest_authorization_model_not_found,
-            )
-        return latest
-
-    async def _load_model(self, store_id: str, model_id: str) -> AuthorizationModel:
-        model = self._models.get((store_id, model_id))
-        if model is not None:
-            return model
-        text = await self.sql.get_model(store_id, model_id)
-        if text is None:
-            raise _invalid(
-                f"Authorization Model '{model_id}' not found",
-                ErrorCode.authorization_model_not_found,
-            )
-        model = self._models[(store_id, model_id)] = _model_from_text(text)
-        return model
-
-    async def _model_for(
-        self, state: StoreState, model_id: str | None
-    ) -> tuple[str, AuthorizationModel]:
-        """The model a query on a freshly caught-up store runs against."""
-        if model_id is None:
-            model_id = state.latest_model_id
-            if model_id is None:
-                raise _invalid(
-                    f"No authorization models found for store '{state.store_id}'",
-                    ErrorCode.latest_authorization_model_not_found,
-                )
-        return model_id, await self._load_model(state.store_id, model_id)
+        return await self._models.list_models(store_id)
 
     # -- queries --------------------------------------------------------------------------
 
@@ -305,7 +235,7 @@ class EmbeddedEngine:
         self, store_id: str, model_id: str | None, consistency: Consistency
     ) -> Evaluator:
         state = await self._copies.ready(store_id, consistency)
-        _, model = await self._model_for(state, model_id)
+        _, model = await self._models.model_for(state, model_id)
         return Evaluator(model, state.tuples, max_depth=self.max_depth)
 
     async def check(
@@ -422,8 +352,8 @@ class EmbeddedEngine:
             seen.add(t)
         if writes:
             if model_id is None:
-                model_id = await self._latest_model_id(store_id)
-            model = await self._load_model(store_id, model_id)
+                model_id = await self._models.latest_model_id(store_id)
+            model = await self._models.load_model(store_id, model_id)
             for t in writes:
                 validate_tuple(model, t)
         for t in deletes:
@@ -546,15 +476,3 @@ class EmbeddedEngine:
         if changes:
             position = changes[-1].id
         return ChangesPage(changes=changes, continuation_token=changes_token(position, type))
-
-
-def _model_text(model: AuthorizationModel) -> str:
-    return json.dumps(model_to_json(model), separators=(",", ":"), sort_keys=True)
-
-
-def _model_from_text(text: str) -> AuthorizationModel:
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise AuthzEvaluationError("a stored authorization model is not valid JSON") from exc
-    return model_from_json(doc)
