@@ -27,6 +27,16 @@ async def sweep_link_requests(deps: Deps) -> None:
         log.info("deleted %d expired account-link requests", removed)
 
 
+async def drain_fga_outbox(deps: Deps) -> None:
+    delivered = await deps.outbox.drain()
+    if delivered:
+        log.info("delivered %d pending authorization changes", delivered)
+
+
+async def sweep_fga_outbox(deps: Deps) -> None:
+    await deps.outbox.sweep()
+
+
 def build_scheduler(deps: Deps) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
     scheduler.add_job(
@@ -43,6 +53,22 @@ def build_scheduler(deps: Deps) -> AsyncIOScheduler:
         minutes=15,
         args=[deps],
         id="sweep_link_requests",
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        drain_fga_outbox,
+        "interval",
+        seconds=5,
+        args=[deps],
+        id="drain_fga_outbox",
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        sweep_fga_outbox,
+        "interval",
+        hours=6,
+        args=[deps],
+        id="sweep_fga_outbox",
         replace_existing=True,
     )
     return scheduler

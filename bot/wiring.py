@@ -29,6 +29,7 @@ from bot.identity.tokens import JwksCache, TokenVerifier
 from bot.metrics import Registry
 from bot.settings import Settings
 from bot.storage.db import Database
+from bot.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Deps:
     dedup: Deduplicator
     authz: Authorizer  # the decision cache, in front of the configured engine
     identity: IdentityService
+    outbox: Outbox
     directory: WebApiDirectory
     auth0: Auth0Client
 
@@ -133,6 +135,7 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
             dedup=Deduplicator(db=db, ttl=timedelta(seconds=settings.event_dedup_ttl_seconds)),
             authz=authorizer,
             identity=identity,
+            outbox=Outbox(db=db, authorizer=authorizer),
             directory=directory,
             auth0=auth0,
         )

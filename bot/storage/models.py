@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, MetaData, String, Text, UniqueConstraint, false, func
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -98,3 +109,22 @@ class SlackLink(Base):
     linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     membership: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
+
+
+class FgaOutbox(Base):
+    """An authorization tuple change waiting to reach the engine. Written in the same
+    transaction as the rows it mirrors, drained in ``id`` order until the engine has
+    acknowledged it (``done_at``), so a crash between the two never leaves them apart."""
+
+    __tablename__ = "fga_outbox"
+    __table_args__ = (Index("ix_fga_outbox_pending", "done_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    operation: Mapped[str] = mapped_column(String(8))  # write | delete
+    user: Mapped[str] = mapped_column(String(512))
+    relation: Mapped[str] = mapped_column(String(50))
+    object: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,0 +1,1 @@
+"""Projects, their members, tasks and documents (the knowledge pmbot answers from)."""
