@@ -1,0 +1,1 @@
+"""Knowledge: ingestion of project documents, authorized retrieval and answers."""
