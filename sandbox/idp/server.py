@@ -2,30 +2,18 @@
 
 It speaks the wire formats of Auth0's Authentication API (the subset pmbot uses), so
 auth0-python (``domain="HOST:PORT", protocol="http"``) and PyJWT work against it
-unchanged. State lives in memory; restarting it logs everyone out.
-
-Client authentication: confidential clients (non-empty secret) must send
-``client_secret`` in the body (client_secret_post) or use HTTP Basic. Note that
-auth0-python's ``GetToken.authorization_code_pkce`` sends no secret (it targets public
-clients); a confidential client redeems a PKCE code with
-``GetToken.authenticated_post(token_url, data={"client_id", "code", "code_verifier",
-"grant_type": "authorization_code", "redirect_uri"})``, which adds the secret.
+unchanged. State lives in memory; restarting it logs everyone out. How clients
+authenticate is described in :mod:`sandbox.idp.oauth`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import hmac
 import logging
-import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 import jwt
 from aiohttp import web
@@ -41,14 +29,24 @@ from sandbox.idp.models import (
     IdpClient,
     IdpUser,
 )
+from sandbox.idp.oauth import (
+    OIDC_SCOPES,
+    PKCE_CHALLENGE,
+    PKCE_VERIFIER,
+    TOKEN_HEADERS,
+    GrantHandler,
+    OAuthError,
+    TokenRequest,
+    authenticate_client,
+    read_params,
+    s256,
+    split_scope,
+)
 from sandbox.idp.store import Grant, IdpStore
 
 log = logging.getLogger(__name__)
 
-OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
 SESSION_COOKIE = "idp_session"
-_PKCE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
-_PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
 _HTML_HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
@@ -56,59 +54,6 @@ _HTML_HEADERS = {
     "frame-ancestors 'none'",
     "Referrer-Policy": "same-origin",  # no-referrer would post "Origin: null"
 }
-_TOKEN_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-class OAuthError(Exception):
-    """An error answered as Auth0 does: ``{"error": ..., "error_description": ...}``."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(f"{error}: {description}")
-        self.status = status
-        self.error = error
-        self.description = description
-
-    def response(self) -> web.Response:
-        return web.json_response(
-            {"error": self.error, "error_description": self.description},
-            status=self.status,
-            headers=_TOKEN_HEADERS,
-        )
-
-
-def _unauthorized_client() -> OAuthError:
-    # Auth0's answer to an unknown client or a wrong secret.
-    return OAuthError(401, "access_denied", "Unauthorized")
-
-
-@dataclass(frozen=True)
-class TokenRequest:
-    """A ``/oauth/token`` request after parsing and client authentication."""
-
-    params: Mapping[str, str]
-    client: IdpClient
-    request: web.Request
-
-    def require(self, name: str) -> str:
-        value = self.params.get(name)
-        if value is None:
-            raise OAuthError(400, "invalid_request", f"Missing required parameter: {name}")
-        return value
-
-
-#: Answers one grant type: returns the JSON body of a successful token response or
-#: raises OAuthError.
-GrantHandler = Callable[[TokenRequest], Awaitable[dict[str, Any]]]
-
-
-def s256(verifier: str) -> str:
-    """The PKCE S256 code challenge of a verifier (RFC 7636 §4.2)."""
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-def _split_scope(scope: str | None) -> list[str]:
-    return list(dict.fromkeys((scope or "").split()))
 
 
 class DevIdentityProvider:
@@ -237,7 +182,7 @@ class DevIdentityProvider:
                     "error_description": "The identity provider is unavailable",
                 },
                 status=503,
-                headers=_TOKEN_HEADERS,
+                headers=TOKEN_HEADERS,
             )
         return await handler(request)
 
@@ -250,85 +195,6 @@ class DevIdentityProvider:
         if client.grant_types is not None:
             return grant_type in client.grant_types
         return client.is_confidential or grant_type in self._public_grants
-
-    @staticmethod
-    async def _read_params(request: web.Request) -> dict[str, str]:
-        """Body parameters, JSON or form encoded (Auth0 accepts both).
-
-        Null and empty values count as absent (auth0-python sends ``"scope": ""`` and
-        ``"organization": null``).
-        """
-        items: list[tuple[str, object]]
-        if request.content_type == "application/json":
-            try:
-                raw = await request.json()
-            except ValueError:
-                raise OAuthError(400, "invalid_request", "Malformed JSON body") from None
-            if not isinstance(raw, dict):
-                raise OAuthError(400, "invalid_request", "The body must be a JSON object")
-            items = list(raw.items())
-        else:
-            items = list((await request.post()).items())
-        params: dict[str, str] = {}
-        for key, value in items:
-            if value is None or value == "":
-                continue
-            if not isinstance(value, str):
-                raise OAuthError(400, "invalid_request", f"Invalid value for parameter: {key}")
-            if key in params:
-                raise OAuthError(400, "invalid_request", f"Duplicate parameter: {key}")
-            params[key] = value
-        return params
-
-    @staticmethod
-    def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
-        header = request.headers.get("Authorization", "")
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
-            return None
-        try:
-            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise OAuthError(400, "invalid_request", "Malformed Authorization header") from None
-        client_id, sep, secret = decoded.partition(":")
-        if not sep:
-            raise OAuthError(400, "invalid_request", "Malformed Authorization header")
-        # RFC 6749 §2.3.1: both parts are form-urlencoded before joining.
-        return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
-
-    def _authenticate_client(self, request: web.Request, params: Mapping[str, str]) -> IdpClient:
-        body_id = params.get("client_id")
-        body_secret = params.get("client_secret")
-        if "client_assertion" in params:
-            raise OAuthError(
-                400, "invalid_request", "client_assertion is not supported by this provider"
-            )
-        basic = self._basic_credentials(request)
-        client_id: str | None
-        secret: str | None
-        if basic is not None:
-            if body_secret is not None:
-                raise OAuthError(
-                    400, "invalid_request", "Use only one client authentication method"
-                )
-            if body_id is not None and body_id != basic[0]:
-                raise OAuthError(
-                    400, "invalid_request", "client_id does not match the Authorization header"
-                )
-            client_id, secret = basic[0], basic[1] or None
-        else:
-            client_id, secret = body_id, body_secret
-        if client_id is None:
-            raise OAuthError(400, "invalid_request", "Missing required parameter: client_id")
-        client = self._clients.get(client_id)
-        if client is None:
-            raise _unauthorized_client()
-        if client.is_confidential:
-            if secret is None:
-                raise OAuthError(401, "invalid_client", "Client authentication is required")
-            if not hmac.compare_digest(secret.encode(), client.client_secret.encode()):
-                raise _unauthorized_client()
-        return client
 
     # -- discovery and keys ------------------------------------------------------
 
@@ -394,7 +260,7 @@ class DevIdentityProvider:
         query = {k: v for k, v in params.items() if v is not None}
         response = web.Response(
             status=302,
-            headers={"Location": str(URL(redirect_uri).update_query(query)), **_TOKEN_HEADERS},
+            headers={"Location": str(URL(redirect_uri).update_query(query)), **TOKEN_HEADERS},
         )
         if cookie is not None:
             response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Lax", path="/")
@@ -448,12 +314,12 @@ class DevIdentityProvider:
                 "invalid_request",
                 f"Unsupported code_challenge_method: {method or 'plain'} (use S256)",
             )
-        if not _PKCE_CHALLENGE.match(challenge):
+        if not PKCE_CHALLENGE.match(challenge):
             return fail("invalid_request", "Invalid code_challenge")
         audience = query.get("audience")
         if audience is not None and audience != self._audience:
             return fail("access_denied", f"Service not found: {audience}")
-        scope = _split_scope(query.get("scope")) or ["openid"]
+        scope = split_scope(query.get("scope")) or ["openid"]
         nonce = query.get("nonce")
         prompts = set(query.get("prompt", "").split())
 
@@ -576,7 +442,7 @@ class DevIdentityProvider:
     async def _token(self, request: web.Request) -> web.Response:
         self._issuer_for(request)
         try:
-            params = await self._read_params(request)
+            params = await read_params(request)
             grant_type = params.get("grant_type")
             if grant_type is None:
                 raise OAuthError(400, "invalid_request", "Missing required parameter: grant_type")
@@ -585,7 +451,7 @@ class DevIdentityProvider:
                 raise OAuthError(
                     400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}"
                 )
-            client = self._authenticate_client(request, params)
+            client = authenticate_client(self._clients, request, params)
             if not self._client_may_use(client, grant_type):
                 raise OAuthError(
                     403,
@@ -595,7 +461,7 @@ class DevIdentityProvider:
             body = await handler(TokenRequest(params=params, client=client, request=request))
         except OAuthError as exc:
             return exc.response()
-        return web.json_response(body, headers=_TOKEN_HEADERS)
+        return web.json_response(body, headers=TOKEN_HEADERS)
 
     def issue_user_tokens(
         self,
@@ -682,7 +548,7 @@ class DevIdentityProvider:
         verifier = req.params.get("code_verifier")
         if (
             verifier is None
-            or not _PKCE_VERIFIER.match(verifier)
+            or not PKCE_VERIFIER.match(verifier)
             or not hmac.compare_digest(s256(verifier), record.code_challenge)
         ):
             raise OAuthError(403, "invalid_grant", "Failed to verify code verifier")
@@ -710,7 +576,7 @@ class DevIdentityProvider:
         if user is None or grant is None:
             raise OAuthError(403, "invalid_grant", "Unknown or invalid refresh token.")
         scope = record.scope
-        requested = _split_scope(req.params.get("scope"))
+        requested = split_scope(req.params.get("scope"))
         if requested:
             extra = [s for s in requested if s not in record.scope]
             if extra:
@@ -757,8 +623,8 @@ class DevIdentityProvider:
 
     async def _revoke(self, request: web.Request) -> web.Response:
         try:
-            params = await self._read_params(request)
-            client = self._authenticate_client(request, params)
+            params = await read_params(request)
+            client = authenticate_client(self._clients, request, params)
             token = params.get("token")
             if token is None:
                 raise OAuthError(400, "invalid_request", "Missing required parameter: token")
@@ -768,7 +634,7 @@ class DevIdentityProvider:
         # Unknown tokens and other clients' tokens get the same 200 (RFC 7009 §2.2).
         if record is not None and record.client_id == client.client_id:
             self._store.revoke_refresh_tokens_like(record)
-        return web.Response(status=200, headers=_TOKEN_HEADERS)
+        return web.Response(status=200, headers=TOKEN_HEADERS)
 
     async def _userinfo(self, request: web.Request) -> web.Response:
         issuer = self._issuer_for(request)
