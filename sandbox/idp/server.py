@@ -21,7 +21,7 @@ from aiohttp.typedefs import Handler
 from yarl import URL
 
 from sandbox.idp import templates
-from sandbox.idp.keys import ALGORITHM, KeyRing
+from sandbox.idp.keys import ALGORITHM
 from sandbox.idp.models import (
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
@@ -42,7 +42,8 @@ from sandbox.idp.oauth import (
     s256,
     split_scope,
 )
-from sandbox.idp.store import Grant, IdpStore
+from sandbox.idp.store import Grant
+from sandbox.idp.tenant import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -82,60 +83,63 @@ class DevIdentityProvider:
         id_token_ttl: int = 600,
         rotate_refresh_tokens: bool = False,
     ) -> None:
-        self._issuer = self._normalize_issuer(issuer) if issuer is not None else None
-        self._users = list(users)
-        self._users_by_sub = {user.sub: user for user in users}
-        self._users_by_email = {user.email.lower(): user for user in users}
-        self._clients = {client.client_id: client for client in clients}
-        self._audience = audience
-        self._access_token_ttl = access_token_ttl
-        self._id_token_ttl = id_token_ttl
-        self._keys = KeyRing()
-        self._store = IdpStore()
+        self._tenant = Tenant(
+            issuer=issuer,
+            users=users,
+            clients=clients,
+            audience=audience,
+            access_token_ttl=access_token_ttl,
+            id_token_ttl=id_token_ttl,
+            rotate_refresh_tokens=rotate_refresh_tokens,
+        )
         self._unavailable = False
-        # Auth0's "Refresh Token Rotation": each refresh returns a new refresh token and
-        # the one used stops working.
-        self.rotate_refresh_tokens = rotate_refresh_tokens
-        self._grants: dict[str, GrantHandler] = {
-            GRANT_AUTHORIZATION_CODE: self._grant_authorization_code,
-            GRANT_REFRESH_TOKEN: self._grant_refresh_token,
-            GRANT_CLIENT_CREDENTIALS: self._grant_client_credentials,
-        }
-        self._public_grants = {GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN}
+        self._tenant.register_grant(
+            GRANT_AUTHORIZATION_CODE, self._grant_authorization_code, public_clients=True
+        )
+        self._tenant.register_grant(
+            GRANT_REFRESH_TOKEN, self._grant_refresh_token, public_clients=True
+        )
+        self._tenant.register_grant(GRANT_CLIENT_CREDENTIALS, self._grant_client_credentials)
 
     # -- configuration -----------------------------------------------------------
 
-    @staticmethod
-    def _normalize_issuer(issuer: str) -> str:
-        return issuer if issuer.endswith("/") else issuer + "/"
-
     def set_issuer(self, issuer: str) -> None:
         """Fix the issuer (``http://HOST:PORT/``); a trailing slash is added if missing."""
-        self._issuer = self._normalize_issuer(issuer)
+        self._tenant.set_issuer(issuer)
 
     @property
     def issuer(self) -> str | None:
-        return self._issuer
+        return self._tenant.issuer
 
     @property
     def audience(self) -> str:
-        return self._audience
+        return self._tenant.audience
+
+    @property
+    def rotate_refresh_tokens(self) -> bool:
+        """Auth0's "Refresh Token Rotation": each refresh returns a new refresh token and
+        the one used stops working."""
+        return self._tenant.rotate_refresh_tokens
+
+    @rotate_refresh_tokens.setter
+    def rotate_refresh_tokens(self, rotate: bool) -> None:
+        self._tenant.rotate_refresh_tokens = rotate
 
     def rotate_keys(self) -> str:
         """Sign with a new key from now on and return its kid; old keys stay published."""
-        return self._keys.rotate()
+        return self._tenant.keys.rotate()
 
     def retire_key(self, kid: str) -> None:
         """Unpublish a key; tokens it signed stop verifying (KeyError if unknown,
         ValueError for the active key)."""
-        self._keys.retire(kid)
+        self._tenant.keys.retire(kid)
 
     @property
     def active_kid(self) -> str:
-        return self._keys.active.kid
+        return self._tenant.keys.active.kid
 
     def revoked_refresh_tokens(self) -> set[str]:
-        return self._store.revoked_refresh_tokens()
+        return self._tenant.store.revoked_refresh_tokens()
 
     def set_unavailable(self, down: bool) -> None:
         """While True, every endpoint answers 503 (Auth0 unreachable)."""
@@ -150,12 +154,10 @@ class DevIdentityProvider:
         clients may use every registered grant unless their ``grant_types`` says
         otherwise; public clients only when ``public_clients`` is True.
         """
-        self._grants[grant_type] = handler
-        if public_clients:
-            self._public_grants.add(grant_type)
+        self._tenant.register_grant(grant_type, handler, public_clients=public_clients)
 
     def user_by_sub(self, sub: str) -> IdpUser | None:
-        return self._users_by_sub.get(sub)
+        return self._tenant.users_by_sub.get(sub)
 
     def app(self) -> web.Application:
         """A new aiohttp application serving this provider's (shared) state."""
@@ -186,22 +188,12 @@ class DevIdentityProvider:
             )
         return await handler(request)
 
-    def _issuer_for(self, request: web.Request) -> str:
-        if self._issuer is None:
-            self._issuer = f"{request.scheme}://{request.host}/"
-        return self._issuer
-
-    def _client_may_use(self, client: IdpClient, grant_type: str) -> bool:
-        if client.grant_types is not None:
-            return grant_type in client.grant_types
-        return client.is_confidential or grant_type in self._public_grants
-
     # -- discovery and keys ------------------------------------------------------
 
     async def _discovery(self, request: web.Request) -> web.Response:
-        issuer = self._issuer_for(request)
+        issuer = self._tenant.issuer_for(request)
         scopes = list(OIDC_SCOPES)
-        for user in self._users:
+        for user in self._tenant.users:
             scopes.extend(p for p in user.permissions if p not in scopes)
         return web.json_response(
             {
@@ -216,7 +208,7 @@ class DevIdentityProvider:
                 "scopes_supported": scopes,
                 "response_types_supported": ["code"],
                 "response_modes_supported": ["query"],
-                "grant_types_supported": list(self._grants),
+                "grant_types_supported": list(self._tenant.grants),
                 "code_challenge_methods_supported": ["S256"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": [ALGORITHM],
@@ -243,7 +235,7 @@ class DevIdentityProvider:
         )
 
     async def _jwks(self, request: web.Request) -> web.Response:
-        return web.json_response(self._keys.jwks(), headers={"Cache-Control": "max-age=15"})
+        return web.json_response(self._tenant.keys.jwks(), headers={"Cache-Control": "max-age=15"})
 
     # -- /authorize and the login page -------------------------------------------
 
@@ -267,9 +259,9 @@ class DevIdentityProvider:
         return response
 
     async def _authorize(self, request: web.Request) -> web.Response:
-        self._issuer_for(request)
+        self._tenant.issuer_for(request)
         query = request.query
-        client = self._clients.get(query.get("client_id", ""))
+        client = self._tenant.clients.get(query.get("client_id", ""))
         if client is None:
             return self._html(
                 templates.error_page(
@@ -300,7 +292,7 @@ class DevIdentityProvider:
             return fail("unsupported_response_type", f"Unsupported response type: {response_type}")
         if query.get("response_mode", "query") != "query":
             return fail("invalid_request", "Only response_mode=query is supported")
-        if not self._client_may_use(client, GRANT_AUTHORIZATION_CODE):
+        if not self._tenant.client_may_use(client, GRANT_AUTHORIZATION_CODE):
             return fail(
                 "unauthorized_client",
                 "Grant type 'authorization_code' not allowed for the client.",
@@ -317,15 +309,15 @@ class DevIdentityProvider:
         if not PKCE_CHALLENGE.match(challenge):
             return fail("invalid_request", "Invalid code_challenge")
         audience = query.get("audience")
-        if audience is not None and audience != self._audience:
+        if audience is not None and audience != self._tenant.audience:
             return fail("access_denied", f"Service not found: {audience}")
         scope = split_scope(query.get("scope")) or ["openid"]
         nonce = query.get("nonce")
         prompts = set(query.get("prompt", "").split())
 
         if "none" in prompts:
-            session = self._store.session(request.cookies.get(SESSION_COOKIE, ""))
-            user = self._users_by_sub.get(session[0]) if session else None
+            session = self._tenant.store.session(request.cookies.get(SESSION_COOKIE, ""))
+            user = self._tenant.users_by_sub.get(session[0]) if session else None
             if session is None or user is None:
                 return fail("login_required", "Login required")
             code = self._new_code(
@@ -339,7 +331,7 @@ class DevIdentityProvider:
             )
             return self._redirect(redirect_uri, {"code": code, "state": state})
 
-        tx = self._store.add_transaction(
+        tx = self._tenant.store.add_transaction(
             client_id=client.client_id,
             redirect_uri=redirect_uri,
             scope=scope,
@@ -349,7 +341,7 @@ class DevIdentityProvider:
         )
         return self._html(
             templates.login_page(
-                tx_id=tx.tx_id, client_id=client.client_id, scope=scope, users=self._users
+                tx_id=tx.tx_id, client_id=client.client_id, scope=scope, users=self._tenant.users
             )
         )
 
@@ -366,10 +358,10 @@ class DevIdentityProvider:
     ) -> str:
         # With RBAC, API scopes are granted only when the user holds the permission.
         granted = [s for s in scope if s in OIDC_SCOPES or s in user.permissions]
-        grant = self._store.add_grant(
+        grant = self._tenant.store.add_grant(
             client_id=client.client_id, sub=user.sub, scope=granted, auth_time=auth_time
         )
-        record = self._store.add_code(
+        record = self._tenant.store.add_code(
             grant=grant, redirect_uri=redirect_uri, nonce=nonce, code_challenge=code_challenge
         )
         return record.code
@@ -381,7 +373,7 @@ class DevIdentityProvider:
             value = form.get(name)
             return value if isinstance(value, str) else ""
 
-        tx = self._store.get_transaction(field("tx"))
+        tx = self._tenant.store.get_transaction(field("tx"))
         if tx is None:
             return self._html(
                 templates.error_page(
@@ -392,7 +384,7 @@ class DevIdentityProvider:
                 status=400,
             )
         if field("action") == "cancel":
-            self._store.consume_transaction(tx.tx_id)
+            self._tenant.store.consume_transaction(tx.tx_id)
             return self._redirect(
                 tx.redirect_uri,
                 {
@@ -402,7 +394,7 @@ class DevIdentityProvider:
                 },
             )
         email = field("email")
-        user = self._users_by_email.get(email.strip().lower())
+        user = self._tenant.users_by_email.get(email.strip().lower())
         if user is None or not hmac.compare_digest(
             field("password").encode(), user.password.encode()
         ):
@@ -411,18 +403,18 @@ class DevIdentityProvider:
                     tx_id=tx.tx_id,
                     client_id=tx.client_id,
                     scope=tx.scope,
-                    users=self._users,
+                    users=self._tenant.users,
                     error="Wrong email or password.",
                     email=email,
                 ),
                 status=401,
             )
-        if self._store.consume_transaction(tx.tx_id) is None:
+        if self._tenant.store.consume_transaction(tx.tx_id) is None:
             return self._html(
                 templates.error_page("invalid_request", "This login request was already used."),
                 status=400,
             )
-        client = self._clients[tx.client_id]
+        client = self._tenant.clients[tx.client_id]
         auth_time = int(time.time())
         code = self._new_code(
             client=client,
@@ -434,25 +426,25 @@ class DevIdentityProvider:
             code_challenge=tx.code_challenge,
         )
         log.info("dev login: %s for client %s", user.sub, client.client_id)
-        session_id = self._store.add_session(user.sub, auth_time)
+        session_id = self._tenant.store.add_session(user.sub, auth_time)
         return self._redirect(tx.redirect_uri, {"code": code, "state": tx.state}, session_id)
 
     # -- /oauth/token ------------------------------------------------------------
 
     async def _token(self, request: web.Request) -> web.Response:
-        self._issuer_for(request)
+        self._tenant.issuer_for(request)
         try:
             params = await read_params(request)
             grant_type = params.get("grant_type")
             if grant_type is None:
                 raise OAuthError(400, "invalid_request", "Missing required parameter: grant_type")
-            handler = self._grants.get(grant_type)
+            handler = self._tenant.grants.get(grant_type)
             if handler is None:
                 raise OAuthError(
                     400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}"
                 )
-            client = authenticate_client(self._clients, request, params)
-            if not self._client_may_use(client, grant_type):
+            client = authenticate_client(self._tenant.clients, request, params)
+            if not self._tenant.client_may_use(client, grant_type):
                 raise OAuthError(
                     403,
                     "unauthorized_client",
@@ -481,27 +473,29 @@ class DevIdentityProvider:
         ``email``/``email_verified`` need the ``email`` scope and ``name``/``nickname``
         the ``profile`` scope, as in Auth0.
         """
-        issuer = self._issuer or ""
+        issuer = self._tenant.issuer or ""
         now = int(time.time())
         access_aud: str | list[str] = (
-            [self._audience, issuer + "userinfo"] if "openid" in scope else self._audience
+            [self._tenant.audience, issuer + "userinfo"]
+            if "openid" in scope
+            else self._tenant.audience
         )
-        access_token = self._keys.sign(
+        access_token = self._tenant.keys.sign(
             {
                 "iss": issuer,
                 "sub": user.sub,
                 "aud": access_aud,
                 "iat": now,
-                "exp": now + self._access_token_ttl,
+                "exp": now + self._tenant.access_token_ttl,
                 "azp": client.client_id,
                 "scope": " ".join(scope),
                 "permissions": list(user.permissions),
             }
         )
-        self._store.record_access_token(grant, access_token)
+        self._tenant.store.record_access_token(grant, access_token)
         body: dict[str, Any] = {
             "access_token": access_token,
-            "expires_in": self._access_token_ttl,
+            "expires_in": self._tenant.access_token_ttl,
             "scope": " ".join(scope),
             "token_type": "Bearer",
         }
@@ -511,7 +505,7 @@ class DevIdentityProvider:
                 "sub": user.sub,
                 "aud": client.client_id,
                 "iat": now,
-                "exp": now + self._id_token_ttl,
+                "exp": now + self._tenant.id_token_ttl,
                 "auth_time": auth_time if auth_time is not None else now,
             }
             if nonce is not None:
@@ -522,19 +516,19 @@ class DevIdentityProvider:
             if "profile" in scope:
                 id_claims["name"] = user.name
                 id_claims["nickname"] = user.email.split("@", 1)[0]
-            body["id_token"] = self._keys.sign(id_claims)
+            body["id_token"] = self._tenant.keys.sign(id_claims)
         if with_refresh_token and grant is not None:
-            body["refresh_token"] = self._store.add_refresh_token(grant)
+            body["refresh_token"] = self._tenant.store.add_refresh_token(grant)
         return body
 
     async def _grant_authorization_code(self, req: TokenRequest) -> dict[str, Any]:
         code_value = req.require("code")
-        record = self._store.code(code_value)
+        record = self._tenant.store.code(code_value)
         if record is None or record.client_id != req.client.client_id:
             raise OAuthError(403, "invalid_grant", "Invalid authorization code")
         if record.used:
             # RFC 6749 §4.1.2: a replayed code revokes what it already yielded.
-            self._store.revoke_grant(record.grant_id)
+            self._tenant.store.revoke_grant(record.grant_id)
             raise OAuthError(403, "invalid_grant", "Invalid authorization code")
         # Any redemption attempt by the right client burns the code, so a wrong
         # verifier cannot be retried against it.
@@ -552,8 +546,8 @@ class DevIdentityProvider:
             or not hmac.compare_digest(s256(verifier), record.code_challenge)
         ):
             raise OAuthError(403, "invalid_grant", "Failed to verify code verifier")
-        grant = self._store.grant(record.grant_id)
-        user = self._users_by_sub.get(grant.sub) if grant else None
+        grant = self._tenant.store.grant(record.grant_id)
+        user = self._tenant.users_by_sub.get(grant.sub) if grant else None
         if grant is None or user is None:
             raise OAuthError(403, "invalid_grant", "Invalid authorization code")
         return self.issue_user_tokens(
@@ -564,15 +558,15 @@ class DevIdentityProvider:
             nonce=record.nonce,
             auth_time=grant.auth_time,
             with_refresh_token="offline_access" in grant.scope
-            and self._client_may_use(req.client, GRANT_REFRESH_TOKEN),
+            and self._tenant.client_may_use(req.client, GRANT_REFRESH_TOKEN),
         )
 
     async def _grant_refresh_token(self, req: TokenRequest) -> dict[str, Any]:
-        record = self._store.refresh_token(req.require("refresh_token"))
+        record = self._tenant.store.refresh_token(req.require("refresh_token"))
         if record is None or record.client_id != req.client.client_id:
             raise OAuthError(403, "invalid_grant", "Unknown or invalid refresh token.")
-        user = self._users_by_sub.get(record.sub)
-        grant = self._store.grant(record.grant_id)
+        user = self._tenant.users_by_sub.get(record.sub)
+        grant = self._tenant.store.grant(record.grant_id)
         if user is None or grant is None:
             raise OAuthError(403, "invalid_grant", "Unknown or invalid refresh token.")
         scope = record.scope
@@ -584,8 +578,8 @@ class DevIdentityProvider:
                     403, "invalid_scope", f"Scopes not granted to this token: {' '.join(extra)}"
                 )
             scope = requested
-        if self.rotate_refresh_tokens:
-            self._store.retire_refresh_token(record.token)
+        if self._tenant.rotate_refresh_tokens:
+            self._tenant.store.retire_refresh_token(record.token)
         # Non-rotating refresh tokens: the response carries no new refresh_token.
         return self.issue_user_tokens(
             user=user,
@@ -593,21 +587,21 @@ class DevIdentityProvider:
             scope=scope,
             grant=grant,
             auth_time=grant.auth_time,
-            with_refresh_token=self.rotate_refresh_tokens,
+            with_refresh_token=self._tenant.rotate_refresh_tokens,
         )
 
     async def _grant_client_credentials(self, req: TokenRequest) -> dict[str, Any]:
-        audience = req.params.get("audience", self._audience)
-        if audience != self._audience:
+        audience = req.params.get("audience", self._tenant.audience)
+        if audience != self._tenant.audience:
             raise OAuthError(403, "access_denied", f"Service not enabled within domain: {audience}")
         now = int(time.time())
-        access_token = self._keys.sign(
+        access_token = self._tenant.keys.sign(
             {
-                "iss": self._issuer or "",
+                "iss": self._tenant.issuer or "",
                 "sub": f"{req.client.client_id}@clients",
                 "aud": audience,
                 "iat": now,
-                "exp": now + self._access_token_ttl,
+                "exp": now + self._tenant.access_token_ttl,
                 "azp": req.client.client_id,
                 "gty": "client-credentials",
                 "permissions": [],
@@ -615,7 +609,7 @@ class DevIdentityProvider:
         )
         return {
             "access_token": access_token,
-            "expires_in": self._access_token_ttl,
+            "expires_in": self._tenant.access_token_ttl,
             "token_type": "Bearer",
         }
 
@@ -624,25 +618,25 @@ class DevIdentityProvider:
     async def _revoke(self, request: web.Request) -> web.Response:
         try:
             params = await read_params(request)
-            client = authenticate_client(self._clients, request, params)
+            client = authenticate_client(self._tenant.clients, request, params)
             token = params.get("token")
             if token is None:
                 raise OAuthError(400, "invalid_request", "Missing required parameter: token")
         except OAuthError as exc:
             return exc.response()
-        record = self._store.refresh_token(token)
+        record = self._tenant.store.refresh_token(token)
         # Unknown tokens and other clients' tokens get the same 200 (RFC 7009 §2.2).
         if record is not None and record.client_id == client.client_id:
-            self._store.revoke_refresh_tokens_like(record)
+            self._tenant.store.revoke_refresh_tokens_like(record)
         return web.Response(status=200, headers=TOKEN_HEADERS)
 
     async def _userinfo(self, request: web.Request) -> web.Response:
-        issuer = self._issuer_for(request)
+        issuer = self._tenant.issuer_for(request)
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         claims: dict[str, Any] | None = None
         if scheme.lower() == "bearer" and token:
             claims = self._verify_access_token(token.strip(), issuer)
-        user = self._users_by_sub.get(str(claims.get("sub"))) if claims else None
+        user = self._tenant.users_by_sub.get(str(claims.get("sub"))) if claims else None
         if user is None:
             return web.Response(
                 status=401,
@@ -662,7 +656,7 @@ class DevIdentityProvider:
     def _verify_access_token(self, token: str, issuer: str) -> dict[str, Any] | None:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
-            key = self._keys.public_key(kid) if isinstance(kid, str) else None
+            key = self._tenant.keys.public_key(kid) if isinstance(kid, str) else None
             if key is None:
                 return None
             claims: dict[str, Any] = jwt.decode(
@@ -674,7 +668,7 @@ class DevIdentityProvider:
             )
         except jwt.PyJWTError:
             return None
-        if self._store.access_token_revoked(token):
+        if self._tenant.store.access_token_revoked(token):
             return None
         return claims
 
