@@ -33,6 +33,7 @@ def secrets_of(settings: Settings) -> list[str]:
         settings.fga_api_token,
         settings.fga_serve_token,
         settings.auth0_client_secret,
+        settings.openai_api_key,
     ]
     found = [v.get_secret_value() for v in values if v is not None]
     # The keyring, and each key of it on its own.
@@ -179,6 +180,13 @@ def cmd_fga(args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from bot.knowledge.cli import run_ingest
+
+    settings = _settings_or_exit()
+    return run_ingest(settings, paths=args.paths, project_name=args.project, team_id=args.team)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pmbot", description="pmbot, a project manager in Slack")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -220,6 +228,19 @@ def build_parser() -> argparse.ArgumentParser:
         "(always accepted: 127.0.0.1, localhost, [::1] and the bind address, on the served port)",
     )
     fga.set_defaults(func=cmd_fga)
+
+    ingest = sub.add_parser(
+        "ingest", help="ingest Markdown, text and PDF files into a project's documents"
+    )
+    ingest.add_argument("paths", nargs="+", metavar="PATH", help="a file or a directory")
+    ingest.add_argument("--project", required=True, metavar="NAME", help="the project's name")
+    ingest.add_argument(
+        "--team",
+        default=None,
+        metavar="TEAM_ID",
+        help="the project's Slack workspace (sandbox mode: T0SANDBOX; required in production)",
+    )
+    ingest.set_defaults(func=cmd_ingest)
     return parser
 
 

@@ -29,6 +29,13 @@ class AuthzEngine(enum.StrEnum):
     OPENFGA = "openfga"
 
 
+class RetrievalBackend(enum.StrEnum):
+    """``memory``: in-process BM25 (+ dense vectors); ``postgres``: PostgreSQL full-text."""
+
+    MEMORY = "memory"
+    POSTGRES = "postgres"
+
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/pmbot.sqlite3"
 SLACK_REPLAY_WINDOW_SECONDS = 300
 SANDBOX_SECRET = "sandbox-not-a-secret"  # noqa: S105 - the sandbox is local by design
@@ -83,6 +90,39 @@ class Settings(BaseSettings):
     id_token_leeway_seconds: int = Field(default=30, ge=0, le=300, alias="ID_TOKEN_LEEWAY")
     link_ttl_seconds: int = Field(default=600, ge=60, le=3600, alias="LINK_TTL")
     token_encryption_keys: SecretStr | None = Field(default=None, alias="TOKEN_ENCRYPTION_KEYS")
+
+    # Knowledge: ingestion (`pmbot ingest`) and retrieval (bot/knowledge/). Dense vectors
+    # come from an OpenAI-compatible embeddings endpoint when EMBEDDINGS_MODEL is set.
+    retrieval_backend: RetrievalBackend = Field(
+        default=RetrievalBackend.MEMORY, alias="RETRIEVAL_BACKEND"
+    )
+    retrieval_refresh_seconds: float = Field(default=5.0, ge=0, alias="RETRIEVAL_REFRESH_SECONDS")
+    chunk_chars: int = Field(default=1200, ge=200, le=20_000, alias="CHUNK_CHARS")
+    chunk_overlap_chars: int = Field(default=150, ge=0, alias="CHUNK_OVERLAP_CHARS")
+    ingest_max_file_bytes: int = Field(default=50_000_000, ge=1, alias="INGEST_MAX_FILE_BYTES")
+    embeddings_model: str | None = Field(default=None, alias="EMBEDDINGS_MODEL")
+    embeddings_min_similarity: float = Field(
+        default=0.2, ge=-1, le=1, alias="EMBEDDINGS_MIN_SIMILARITY"
+    )
+    openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
+    openai_api_key: SecretStr | None = Field(default=None, alias="OPENAI_API_KEY")
+
+    @model_validator(mode="after")
+    def _knowledge_consistent(self) -> Settings:
+        problems: list[str] = []
+        if self.chunk_overlap_chars * 2 >= self.chunk_chars:
+            problems.append("CHUNK_OVERLAP_CHARS must be less than half of CHUNK_CHARS")
+        if self.retrieval_backend is RetrievalBackend.POSTGRES and not (
+            self.database_url.startswith("postgresql")
+        ):
+            problems.append("RETRIEVAL_BACKEND=postgres needs a PostgreSQL DATABASE_URL")
+        if self.embeddings_model and not (self.openai_base_url or self.openai_api_key):
+            problems.append("EMBEDDINGS_MODEL needs OPENAI_BASE_URL or OPENAI_API_KEY")
+        if self.openai_base_url and not self.openai_base_url.startswith(("http://", "https://")):
+            problems.append("OPENAI_BASE_URL must be an http(s) URL")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("token_encryption_keys")
     @classmethod
