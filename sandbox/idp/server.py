@@ -21,6 +21,7 @@ from aiohttp.typedefs import Handler
 from yarl import URL
 
 from sandbox.idp import templates
+from sandbox.idp.discovery import DiscoveryEndpoints
 from sandbox.idp.keys import ALGORITHM
 from sandbox.idp.models import (
     GRANT_AUTHORIZATION_CODE,
@@ -93,6 +94,7 @@ class DevIdentityProvider:
             rotate_refresh_tokens=rotate_refresh_tokens,
         )
         self._unavailable = False
+        self._discovery = DiscoveryEndpoints(self._tenant)
         self._tenant.register_grant(
             GRANT_AUTHORIZATION_CODE, self._grant_authorization_code, public_clients=True
         )
@@ -162,8 +164,8 @@ class DevIdentityProvider:
     def app(self) -> web.Application:
         """A new aiohttp application serving this provider's (shared) state."""
         app = web.Application(middlewares=[self._availability_middleware])
-        app.router.add_get("/.well-known/openid-configuration", self._discovery)
-        app.router.add_get("/.well-known/jwks.json", self._jwks)
+        app.router.add_get("/.well-known/openid-configuration", self._discovery.discovery)
+        app.router.add_get("/.well-known/jwks.json", self._discovery.jwks)
         app.router.add_get("/authorize", self._authorize)
         app.router.add_post("/authorize/login", self._login)
         app.router.add_post("/oauth/token", self._token)
@@ -187,55 +189,6 @@ class DevIdentityProvider:
                 headers=TOKEN_HEADERS,
             )
         return await handler(request)
-
-    # -- discovery and keys ------------------------------------------------------
-
-    async def _discovery(self, request: web.Request) -> web.Response:
-        issuer = self._tenant.issuer_for(request)
-        scopes = list(OIDC_SCOPES)
-        for user in self._tenant.users:
-            scopes.extend(p for p in user.permissions if p not in scopes)
-        return web.json_response(
-            {
-                "issuer": issuer,
-                "authorization_endpoint": issuer + "authorize",
-                "token_endpoint": issuer + "oauth/token",
-                "userinfo_endpoint": issuer + "userinfo",
-                "jwks_uri": issuer + ".well-known/jwks.json",
-                "revocation_endpoint": issuer + "oauth/revoke",
-                "backchannel_authentication_endpoint": issuer + "bc-authorize",
-                "backchannel_token_delivery_modes_supported": ["poll"],
-                "scopes_supported": scopes,
-                "response_types_supported": ["code"],
-                "response_modes_supported": ["query"],
-                "grant_types_supported": list(self._tenant.grants),
-                "code_challenge_methods_supported": ["S256"],
-                "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": [ALGORITHM],
-                "token_endpoint_auth_methods_supported": [
-                    "client_secret_basic",
-                    "client_secret_post",
-                    "none",
-                ],
-                "claims_supported": [
-                    "aud",
-                    "auth_time",
-                    "email",
-                    "email_verified",
-                    "exp",
-                    "iat",
-                    "iss",
-                    "name",
-                    "nickname",
-                    "nonce",
-                    "sub",
-                ],
-                "request_uri_parameter_supported": False,
-            }
-        )
-
-    async def _jwks(self, request: web.Request) -> web.Response:
-        return web.json_response(self._tenant.keys.jwks(), headers={"Cache-Control": "max-age=15"})
 
     # -- /authorize and the login page -------------------------------------------
 
