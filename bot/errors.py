@@ -5,6 +5,9 @@ Authorization that cannot be decided is ``authz.ports.AuthzUnavailable`` (or
 
 from __future__ import annotations
 
+import enum
+from datetime import date
+
 
 class PmbotError(Exception):
     """Base of the errors that ``bot.messages.user_message`` turns into user text."""
@@ -45,3 +48,164 @@ class ServiceUnavailable(PmbotError):
     def __init__(self, service: str) -> None:
         super().__init__(service)
         self.service = service
+
+
+# -- projects and tasks -------------------------------------------------------------------
+
+
+class NameProblem(enum.StrEnum):
+    """Why a project name or task title was refused."""
+
+    EMPTY = "empty"
+    TOO_LONG = "too_long"
+    CONTROL_CHARACTERS = "control_characters"
+
+
+class ProjectAction(enum.StrEnum):
+    """What a person was refused on a project or task they may see."""
+
+    CREATE_PROJECT = "create_project"
+    SHARE = "share"
+    CREATE_TASK = "create_task"
+    EDIT_TASK = "edit_task"
+
+
+class Usage(enum.StrEnum):
+    """A projects subcommand, named in the refusal of a malformed one."""
+
+    PROJECTS = "projects"
+    PROJECT = "project"
+    PROJECT_NEW = "project new"
+    PROJECT_SHARE = "project share"
+    PROJECT_UNSHARE = "project unshare"
+    PROJECT_MEMBERS = "project members"
+    STATUS = "status"
+    TASKS = "tasks"
+    TASK = "task"
+    TASK_ADD = "task add"
+    TASK_DONE = "task done"
+
+
+class CommandHint(enum.StrEnum):
+    """What exactly is wrong with a malformed projects command."""
+
+    MISSING_ARGUMENTS = "missing_arguments"
+    UNKNOWN_ACTION = "unknown_action"
+    UNEXPECTED_WORDS = "unexpected_words"
+    PERSON_EXPECTED = "person_expected"
+    TITLE_NOT_QUOTED = "title_not_quoted"
+    DATE_EXPECTED = "date_expected"
+    TASK_ID_EXPECTED = "task_id_expected"
+
+
+class MalformedCommand(PmbotError):
+    def __init__(self, usage: Usage, hint: CommandHint = CommandHint.MISSING_ARGUMENTS) -> None:
+        super().__init__(f"{usage.value}: {hint.value}")
+        self.usage = usage
+        self.hint = hint
+
+
+class InvalidProjectName(PmbotError):
+    def __init__(self, problem: NameProblem, limit: int) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+        self.limit = limit
+
+
+class InvalidTaskTitle(PmbotError):
+    def __init__(self, problem: NameProblem, limit: int) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+        self.limit = limit
+
+
+class ProjectNameTaken(PmbotError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class ProjectNotFound(PmbotError):
+    """No project of that name that the asker may view (the two are not told apart)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class ProjectActionDenied(PermissionDenied):
+    """The person may view the project (or is in the workspace) but not do this."""
+
+    def __init__(self, project_action: ProjectAction, project: str) -> None:
+        super().__init__(project_action.value, project)
+        self.project_action = project_action
+        self.project = project
+
+
+class UnknownRole(PmbotError):
+    def __init__(self, role: str, roles: tuple[str, ...]) -> None:
+        super().__init__(role)
+        self.role = role
+        self.roles = roles
+
+
+class PersonNotFound(PmbotError):
+    def __init__(self, reference: str) -> None:
+        super().__init__(reference)
+        self.reference = reference
+
+
+class AmbiguousPerson(PmbotError):
+    def __init__(self, reference: str, count: int) -> None:
+        super().__init__(f"{reference}: {count}")
+        self.reference = reference
+        self.count = count
+
+
+class NotAPerson(PmbotError):
+    """The name belongs to an app, a bot or a deactivated account."""
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(reference)
+        self.reference = reference
+
+
+class NoProjectRole(PmbotError):
+    def __init__(self, project: str, slack_user_id: str) -> None:
+        super().__init__(f"{project}: {slack_user_id}")
+        self.project = project
+        self.slack_user_id = slack_user_id
+
+
+class LastOwner(PmbotError):
+    def __init__(self, project: str, slack_user_id: str) -> None:
+        super().__init__(f"{project}: {slack_user_id}")
+        self.project = project
+        self.slack_user_id = slack_user_id
+
+
+class TaskNotFound(PmbotError):
+    """No task with that id that the asker may view (the two are not told apart)."""
+
+    def __init__(self, task_id: int) -> None:
+        super().__init__(str(task_id))
+        self.task_id = task_id
+
+
+class TaskActionDenied(PermissionDenied):
+    def __init__(self, task_id: int) -> None:
+        super().__init__(ProjectAction.EDIT_TASK.value, f"task:{task_id}")
+        self.task_id = task_id
+
+
+class InvalidDueDate(PmbotError):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class DueDateInPast(PmbotError):
+    def __init__(self, due: date, today: date) -> None:
+        super().__init__(f"{due.isoformat()} < {today.isoformat()}")
+        self.due = due
+        self.today = today
