@@ -26,6 +26,8 @@ from bot.identity.crypto import TokenCipher
 from bot.identity.service import IdentityService
 from bot.identity.slack_directory import WebApiDirectory
 from bot.identity.tokens import JwksCache, TokenVerifier
+from bot.knowledge.factory import open_knowledge
+from bot.knowledge.ports import AuthorizedRetriever
 from bot.metrics import Registry
 from bot.settings import Settings
 from bot.storage.db import Database
@@ -45,6 +47,7 @@ class Deps:
     metrics: Registry
     dedup: Deduplicator
     authz: Authorizer  # the decision cache, in front of the configured engine
+    knowledge: AuthorizedRetriever  # exact authorized top-k over RETRIEVAL_BACKEND
     identity: IdentityService
     outbox: Outbox
     directory: WebApiDirectory
@@ -113,6 +116,9 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
             issuer=settings.auth0_issuer,
             leeway=settings.id_token_leeway_seconds,
         )
+        knowledge = await stack.enter_async_context(
+            open_knowledge(settings, db=db, authorizer=authorizer)
+        )
         slack = build_slack_client(settings, http)
         directory = WebApiDirectory(slack)
         identity = IdentityService(
@@ -134,6 +140,7 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
             metrics=registry,
             dedup=Deduplicator(db=db, ttl=timedelta(seconds=settings.event_dedup_ttl_seconds)),
             authz=authorizer,
+            knowledge=knowledge,
             identity=identity,
             outbox=Outbox(db=db, authorizer=authorizer),
             directory=directory,
