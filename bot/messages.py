@@ -5,14 +5,36 @@ handler). Nothing else writes words for people."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from authz.ports import AuthzEvaluationError, AuthzUnavailable
 from bot.errors import (
+    AmbiguousPerson,
+    CommandHint,
+    DueDateInPast,
     InputTooLong,
+    InvalidDueDate,
+    InvalidProjectName,
+    InvalidTaskTitle,
+    LastOwner,
+    MalformedCommand,
+    NameProblem,
+    NoProjectRole,
+    NotAPerson,
     NotLinked,
     PermissionDenied,
+    PersonNotFound,
+    ProjectAction,
+    ProjectActionDenied,
+    ProjectNameTaken,
+    ProjectNotFound,
     RelinkRequired,
     ServiceUnavailable,
+    TaskActionDenied,
+    TaskNotFound,
     UnknownCommand,
+    UnknownRole,
+    Usage,
 )
 from bot.identity.model import LinkFailure
 
@@ -57,6 +79,21 @@ COMMANDS: list[tuple[str, str]] = [
     ("/pm link", "Link your Slack account to your company (Auth0) account."),
     ("/pm whoami", "Show the account you are linked to and its permissions."),
     ("/pm unlink", "Unlink your account (revokes pmbot's access)."),
+    ("/pm projects", "List the projects you can see in this workspace, with your role."),
+    ("/pm project new NAME", "Create a project; you become its owner."),
+    (
+        "/pm project share NAME @person ROLE",
+        "Give someone a role on a project: owner, editor, viewer or approver.",
+    ),
+    ("/pm project unshare NAME @person", "Take every role on a project away from someone."),
+    ("/pm project members NAME", "Show who has which role on a project."),
+    ("/pm status NAME", "A project's open and done tasks, what is overdue and what is due next."),
+    ("/pm tasks [NAME] [mine]", "List the open tasks you can see; `mine`: only yours."),
+    (
+        '/pm task add NAME "title" [@person] [due DATE]',
+        "Add a task. DATE: YYYY-MM-DD, today, tomorrow or a weekday.",
+    ),
+    ("/pm task done ID", "Mark a task done."),
 ]
 
 
@@ -268,3 +305,308 @@ def banner(base_url: str) -> str:
         "  Stop with Ctrl-C; your workspace and links are kept for next time.\n"
         f"{line}"
     )
+
+
+# -- projects and tasks -------------------------------------------------------------------
+# Names, titles and references come from people: every one is escaped (``&``, ``<``, ``>``)
+# before it is shown, so none can mention @channel or forge a link.
+
+PROJECT_USAGE: dict[Usage, str] = {
+    Usage.PROJECTS: "/pm projects",
+    Usage.PROJECT: (
+        "/pm project new NAME | share NAME @person ROLE | unshare NAME @person | members NAME"
+    ),
+    Usage.PROJECT_NEW: "/pm project new NAME",
+    Usage.PROJECT_SHARE: "/pm project share NAME @person ROLE",
+    Usage.PROJECT_UNSHARE: "/pm project unshare NAME @person",
+    Usage.PROJECT_MEMBERS: "/pm project members NAME",
+    Usage.STATUS: "/pm status NAME",
+    Usage.TASKS: "/pm tasks [NAME] [mine]",
+    Usage.TASK: '/pm task add NAME "title" [@person] [due DATE] | done ID',
+    Usage.TASK_ADD: '/pm task add NAME "title" [@person] [due DATE]',
+    Usage.TASK_DONE: "/pm task done ID",
+}
+COMMAND_HINTS: dict[CommandHint, str] = {
+    CommandHint.MISSING_ARGUMENTS: "Something is missing.",
+    CommandHint.UNKNOWN_ACTION: "I don't know that one.",
+    CommandHint.UNEXPECTED_WORDS: "I didn't expect the words at the end.",
+    CommandHint.PERSON_EXPECTED: (
+        "Name the person with @, as in `@bob` (or pick them from Slack's list)."
+    ),
+    CommandHint.TITLE_NOT_QUOTED: 'Put the task\'s title in double quotes, as in "Write the spec".',
+    CommandHint.DATE_EXPECTED: (
+        "After `due`, give a date: YYYY-MM-DD, `today`, `tomorrow` or a weekday."
+    ),
+    CommandHint.TASK_ID_EXPECTED: "Give the task's number, as in `/pm task done 12`.",
+}
+ROLE_WORDS: dict[str, str] = {
+    "owner": "owner",
+    "editor": "editor",
+    "viewer": "viewer",
+    "approver": "approver",
+}
+NAME_PROBLEMS: dict[NameProblem, str] = {
+    NameProblem.EMPTY: "it is empty",
+    NameProblem.TOO_LONG: "it is longer than {limit} characters",
+    NameProblem.CONTROL_CHARACTERS: "it contains control or invisible formatting characters",
+}
+PROJECT_ACTION_REFUSALS: dict[ProjectAction, str] = {
+    ProjectAction.CREATE_PROJECT: (
+        ":no_entry: Only members of this workspace can create projects; guests and people "
+        "from other organisations can't. A project owner can share a project with you."
+    ),
+    ProjectAction.SHARE: (
+        ":no_entry: You can see *{project}* but not change who has access to it: only its "
+        "owners can."
+    ),
+    ProjectAction.CREATE_TASK: (
+        ":no_entry: You can see *{project}* but not add tasks to it: its owners and editors can."
+    ),
+}
+PERMISSION_REFUSALS: dict[str, str] = {
+    "read:projects": (
+        ":no_entry: Your account doesn't have the `read:projects` permission, so I can't show "
+        "you projects or tasks. Ask your pmbot admin for it."
+    ),
+    "write:projects": (
+        ":no_entry: Your account doesn't have the `write:projects` permission, so you can't "
+        "change projects or tasks. Ask your pmbot admin for it."
+    ),
+}
+
+PROJECTS_HEADING = "Your projects"
+MEMBERS_HEADING = "Members of {project}"
+STATUS_HEADING = "Status of {project}"
+TASKS_HEADING = "Open tasks"
+TASKS_OF_HEADING = "Open tasks of {project}"
+MY_TASKS_HEADING = "Open tasks assigned to you"
+MY_TASKS_OF_HEADING = "Your open tasks in {project}"
+NO_PROJECTS = (
+    "You can't see any project in this workspace yet. Create one with `/pm project new NAME`, "
+    "or ask a project's owner to share it with you."
+)
+NO_TASKS = "No open tasks that you can see."
+TASKS_TRUNCATED = "Showing the first {shown}; narrow it down with `/pm tasks NAME` or `mine`."
+SOME_NOT_CHECKED = (
+    ":lock: Authorization could not decide on some items, so they are left out. "
+    "Try again in a moment."
+)
+
+
+def esc(text: str) -> str:
+    """User text made inert in Slack's mrkdwn."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _quote(text: str, limit: int = 80) -> str:
+    short = text if len(text) <= limit else text[: limit - 1] + "…"
+    inert = esc(short).replace("`", "'")
+    return f"`{inert}`"
+
+
+def person_text(slack_user_id: str | None, label: str | None = None) -> str:
+    if slack_user_id:
+        return f"<@{slack_user_id}>"
+    return f"an account no one here is linked to ({_quote(label or '?')})"
+
+
+def roles_text(roles: Sequence[str]) -> str:
+    return ", ".join(ROLE_WORDS.get(r, r) for r in roles)
+
+
+def project_refusal(error: BaseException) -> str:
+    """Words for an error of the projects commands (others as :func:`user_message`)."""
+    if isinstance(error, MalformedCommand):
+        usage = PROJECT_USAGE[error.usage]
+        return f"{COMMAND_HINTS[error.hint]} Usage: `{usage}`"
+    if isinstance(error, InvalidProjectName | InvalidTaskTitle):
+        what = "project name" if isinstance(error, InvalidProjectName) else "task title"
+        why = NAME_PROBLEMS[error.problem].format(limit=error.limit)
+        return f"That {what} can't be used: {why}."
+    if isinstance(error, ProjectNameTaken):
+        return (
+            f"There is already a project called *{esc(error.name)}* in this workspace "
+            "(names are compared without regard to case). Pick another name."
+        )
+    if isinstance(error, ProjectNotFound):
+        return (
+            f"I don't know a project called *{esc(error.name)}* that you can see. "
+            "`/pm projects` lists yours."
+        )
+    if isinstance(error, ProjectActionDenied):
+        return PROJECT_ACTION_REFUSALS[error.project_action].format(project=esc(error.project))
+    if isinstance(error, TaskActionDenied):
+        return (
+            f":no_entry: You can see task #{error.task_id} but not change it: its assignee and "
+            "the project's owners and editors can."
+        )
+    if isinstance(error, PermissionDenied) and error.action in PERMISSION_REFUSALS:
+        return PERMISSION_REFUSALS[error.action]
+    if isinstance(error, UnknownRole):
+        return (
+            f"{_quote(error.role, 30)} is not a role. Roles: "
+            + ", ".join(f"`{r}`" for r in error.roles)
+            + "."
+        )
+    if isinstance(error, PersonNotFound):
+        return f"I can't find anyone called {_quote(error.reference)} in this workspace."
+    if isinstance(error, AmbiguousPerson):
+        return (
+            f"{_quote(error.reference)} could be any of {error.count} people. Pick the person "
+            "from Slack's list when you type @, so I know who you mean."
+        )
+    if isinstance(error, NotAPerson):
+        return f"{_quote(error.reference)} is an app or a deactivated account, not a person."
+    if isinstance(error, NoProjectRole):
+        return (
+            f"{person_text(error.slack_user_id)} has no role on *{esc(error.project)}*, "
+            "so nothing was changed."
+        )
+    if isinstance(error, LastOwner):
+        return (
+            f"{person_text(error.slack_user_id)} is the last owner of *{esc(error.project)}*. "
+            "Make someone else an owner first, so the project keeps one."
+        )
+    if isinstance(error, TaskNotFound):
+        return f"I don't know a task #{error.task_id} that you can see in this workspace."
+    if isinstance(error, InvalidDueDate):
+        return (
+            f"I can't read {_quote(error.text, 30)} as a date. Use YYYY-MM-DD, `today`, "
+            "`tomorrow` or a weekday such as `friday`."
+        )
+    if isinstance(error, DueDateInPast):
+        return (
+            f"{error.due.isoformat()} is in the past (today is {error.today.isoformat()}). "
+            "Pick today or a later day."
+        )
+    return user_message(error)
+
+
+def project_created_text(name: str) -> str:
+    return (
+        f":white_check_mark: Created *{esc(name)}*; you are its owner. Share it with "
+        f"`/pm project share {esc(name)} @person ROLE`."
+    )
+
+
+def project_line(name: str, role: str, approver: bool) -> str:
+    extra = " and approver" if approver else ""
+    return f"• *{esc(name)}*: you are {ROLE_WORDS.get(role, role)}{extra}"
+
+
+def projects_text(lines: list[str]) -> str:
+    return f"{PROJECTS_HEADING}:\n" + "\n".join(lines) if lines else NO_PROJECTS
+
+
+def shared_text(
+    project: str,
+    slack_user_id: str,
+    role: str,
+    *,
+    pending: bool,
+    already: bool,
+    replaced: str | None,
+) -> str:
+    who, what, name = person_text(slack_user_id), ROLE_WORDS.get(role, role), esc(project)
+    if pending:
+        text = (
+            f"{who} hasn't linked their account yet: they become {what} of *{name}* as soon "
+            "as they do (`/pm link`)."
+        )
+        if already:
+            return f"{text} That was already waiting for them."
+        if replaced:
+            before = ROLE_WORDS.get(replaced, replaced)
+            return f"{text} This replaces the {before} role waiting for them."
+        return text
+    if already:
+        return f"{who} is already {what} of *{name}*; nothing changed."
+    return f":white_check_mark: {who} is now {what} of *{name}*."
+
+
+def unshared_text(project: str, slack_user_id: str, removed: list[str], pending: str | None) -> str:
+    who, name = person_text(slack_user_id), esc(project)
+    parts = []
+    if removed:
+        parts.append(f":white_check_mark: {who} is no longer {roles_text(removed)} of *{name}*.")
+    if pending:
+        parts.append(
+            f"The {ROLE_WORDS.get(pending, pending)} role waiting for {who} on *{name}* is "
+            "withdrawn."
+        )
+    return " ".join(parts)
+
+
+def member_line(
+    slack_user_id: str | None, label: str | None, roles: list[str], *, pending: bool
+) -> str:
+    line = f"• {person_text(slack_user_id, label)}: {roles_text(roles)}"
+    return line + " (when they link their account)" if pending else line
+
+
+def members_text(project: str, lines: list[str]) -> str:
+    return f"{MEMBERS_HEADING.format(project=esc(project))}:\n" + "\n".join(lines)
+
+
+def task_line(
+    task_id: int,
+    title: str,
+    project: str,
+    *,
+    assignee: str | None,
+    due: str | None,
+    overdue: bool,
+    with_project: bool = True,
+) -> str:
+    parts = [f"• #{task_id} {esc(title)}"]
+    if with_project:
+        parts.append(f"_{esc(project)}_")
+    if assignee:
+        parts.append(assignee)
+    if due:
+        parts.append(f"due {due}" + (" :warning: overdue" if overdue else ""))
+    return " · ".join(parts)
+
+
+def assignee_text(slack_user_id: str | None, label: str | None, *, pending: bool) -> str:
+    who = person_text(slack_user_id, label)
+    return f"{who} (not linked yet)" if pending else who
+
+
+def tasks_heading(project: str | None, *, mine: bool) -> str:
+    if project is None:
+        return MY_TASKS_HEADING if mine else TASKS_HEADING
+    template = MY_TASKS_OF_HEADING if mine else TASKS_OF_HEADING
+    return template.format(project=esc(project))
+
+
+def tasks_text(heading: str, lines: list[str]) -> str:
+    return f"{heading}:\n" + "\n".join(lines) if lines else NO_TASKS
+
+
+def status_summary(open_count: int, done_count: int, overdue_count: int) -> str:
+    return f"*{open_count}* open · *{done_count}* done · *{overdue_count}* overdue"
+
+
+STATUS_OVERDUE = "Overdue"
+STATUS_NEXT = "Due next"
+STATUS_NOTHING_DUE = "No open task has a due date."
+
+
+def status_text(project: str, summary: str, sections: list[str]) -> str:
+    return "\n".join([f"{STATUS_HEADING.format(project=esc(project))}: {summary}", *sections])
+
+
+def task_added_text(task_id: int, title: str, project: str, *, pending_assignee: bool) -> str:
+    text = f":white_check_mark: Added task #{task_id} *{esc(title)}* to *{esc(project)}*."
+    if pending_assignee:
+        text += (
+            " Its assignee hasn't linked their account yet; the task becomes theirs when they do."
+        )
+    return text
+
+
+def task_done_text(task_id: int, title: str, *, already: bool) -> str:
+    if already:
+        return f"Task #{task_id} *{esc(title)}* was already done."
+    return f":white_check_mark: Task #{task_id} *{esc(title)}* is done."

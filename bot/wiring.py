@@ -29,6 +29,8 @@ from bot.identity.tokens import JwksCache, TokenVerifier
 from bot.knowledge.factory import open_knowledge
 from bot.knowledge.ports import AuthorizedRetriever
 from bot.metrics import Registry
+from bot.projects.people import SlackPeople
+from bot.projects.service import ProjectsService
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.outbox import Outbox
@@ -52,6 +54,7 @@ class Deps:
     outbox: Outbox
     directory: WebApiDirectory
     auth0: Auth0Client
+    projects: ProjectsService
 
 
 def build_slack_client(
@@ -132,6 +135,7 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
             link_base_url=settings.base_url,
             link_ttl=timedelta(seconds=settings.link_ttl_seconds),
         )
+        outbox = Outbox(db=db, authorizer=authorizer)
         yield Deps(
             settings=settings,
             db=db,
@@ -142,7 +146,10 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
             authz=authorizer,
             knowledge=knowledge,
             identity=identity,
-            outbox=Outbox(db=db, authorizer=authorizer),
+            outbox=outbox,
             directory=directory,
             auth0=auth0,
+            projects=ProjectsService(
+                db=db, authorizer=authorizer, outbox=outbox, people=SlackPeople(slack)
+            ),
         )

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot import messages as words
 from bot.messages import COMMANDS, HELP_FOOTER, HELP_TITLE
+from bot.projects.values import Members, ProjectList, ProjectStatus, TaskItem, TaskList
 
 Block = dict[str, Any]
 
@@ -116,3 +117,85 @@ def home_view(user_id: str, *, linked_as: str | None, link_url: str | None = Non
             context(words.HOME_FOOTER),
         ],
     }
+
+
+# -- projects and tasks -------------------------------------------------------------------
+
+
+def _sections(lines: list[str]) -> list[Block]:
+    """Lines packed into as few sections as Slack's 3000-character limit allows."""
+    built: list[Block] = []
+    chunk = ""
+    for line in lines:
+        if chunk and len(chunk) + 1 + len(line) > 3000:
+            built.append(section(chunk))
+            chunk = ""
+        chunk = f"{chunk}\n{line}" if chunk else line
+    if chunk:
+        built.append(section(chunk))
+    return built
+
+
+def projects_blocks(found: ProjectList) -> tuple[str, list[Block]]:
+    lines = [words.project_line(p.name, p.role.value, p.approver) for p in found.projects]
+    text = words.projects_text(lines)
+    built = [header(words.PROJECTS_HEADING), *_sections(lines)] if lines else [section(text)]
+    if found.incomplete:
+        built.append(context(words.SOME_NOT_CHECKED))
+    return text, built
+
+
+def members_blocks(found: Members) -> tuple[str, list[Block]]:
+    lines = [
+        words.member_line(m.slack_user_id, m.label, [r.value for r in m.roles], pending=m.pending)
+        for m in found.members
+    ]
+    heading = words.MEMBERS_HEADING.format(project=found.project)
+    return words.members_text(found.project, lines), [header(heading), *_sections(lines)]
+
+
+def _task_line(task: TaskItem, *, with_project: bool = True) -> str:
+    assignee = None
+    if task.assignee is not None:
+        assignee = words.assignee_text(
+            task.assignee.slack_user_id, task.assignee.label, pending=task.assignee.pending
+        )
+    return words.task_line(
+        task.id,
+        task.title,
+        task.project,
+        assignee=assignee,
+        due=task.due.isoformat() if task.due else None,
+        overdue=task.overdue,
+        with_project=with_project,
+    )
+
+
+def tasks_blocks(found: TaskList) -> tuple[str, list[Block]]:
+    heading = words.tasks_heading(found.project, mine=found.mine)
+    lines = [_task_line(t, with_project=found.project is None) for t in found.tasks]
+    text = words.tasks_text(heading, lines)
+    built: list[Block] = [section(f"*{heading}*"), *_sections(lines)] if lines else [section(text)]
+    notes = []
+    if found.truncated:
+        notes.append(words.TASKS_TRUNCATED.format(shown=len(found.tasks)))
+    if found.incomplete:
+        notes.append(words.SOME_NOT_CHECKED)
+    built += [context(note) for note in notes]
+    return "\n".join([text, *notes]), built
+
+
+def status_blocks(found: ProjectStatus) -> tuple[str, list[Block]]:
+    summary = words.status_summary(found.open, found.done, found.overdue_count)
+    parts: list[str] = []
+    if found.overdue:
+        lines = [_task_line(t, with_project=False) for t in found.overdue]
+        parts.append(f"*{words.STATUS_OVERDUE}*\n" + "\n".join(lines))
+    if found.next_due:
+        lines = [_task_line(t, with_project=False) for t in found.next_due]
+        parts.append(f"*{words.STATUS_NEXT}*\n" + "\n".join(lines))
+    if not parts:
+        parts.append(words.STATUS_NOTHING_DUE)
+    heading = words.STATUS_HEADING.format(project=found.project)
+    text = words.status_text(found.project, summary, parts)
+    return text, [header(heading), section(summary), *_sections(parts)]

@@ -10,7 +10,7 @@ from bot import messages as words
 from bot.errors import InputTooLong, UnknownCommand
 from bot.messages import user_message
 from bot.wiring import Deps
-from handlers import blocks
+from handlers import blocks, projects
 from handlers.gate import identity_of, link_gate
 from handlers.home import publish_home
 
@@ -37,7 +37,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if len(text) > MAX_COMMAND_TEXT:
             await respond(user_message(InputTooLong(len(text), MAX_COMMAND_TEXT)))
             return
-        sub, _rest = parse(text)
+        sub, rest = parse(text)
         if sub == "unlink":
             removed = await deps.identity.unlink(team_id, user_id)
             await respond(words.UNLINKED if removed else words.NOT_LINKED)
@@ -61,6 +61,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         if sub == "help":
             await respond(text=words.help_text(), blocks=blocks.help_blocks())
+            return
+        if sub in projects.SUBCOMMANDS:
+            await projects.run(deps, sub, rest, linked, respond)
             return
         intro = user_message(UnknownCommand(sub))
         await respond(text=intro, blocks=blocks.help_blocks(intro))

@@ -100,6 +100,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         except LinkFailed as exc:
             await _refuse(deps, body, respond, exc.reason)
             return
+        await deps.projects.apply_pending_grants(team_id, user_id, identity.sub)
         await _replace_message(deps, body, words.linked_text(identity.display))
         await _retire_prompts(deps, request_id, words.prompt_used(identity.display))
         await publish_home(deps, team_id, user_id)
