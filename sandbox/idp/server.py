@@ -2,8 +2,15 @@
 
 It speaks the wire formats of Auth0's Authentication API (the subset pmbot uses), so
 auth0-python (``domain="HOST:PORT", protocol="http"``) and PyJWT work against it
-unchanged. State lives in memory; restarting it logs everyone out. How clients
-authenticate is described in :mod:`sandbox.idp.oauth`.
+unchanged. State lives in memory; restarting it logs everyone out.
+
+This module is the front: :class:`DevIdentityProvider` (its settings and the aiohttp
+application) and :func:`serve`. The endpoints live beside it: discovery and JWKS in
+:mod:`sandbox.idp.discovery`, ``/authorize`` and the login page in
+:mod:`sandbox.idp.authorize`, ``/oauth/token`` and its grants in :mod:`sandbox.idp.tokens`,
+``/userinfo`` and ``/oauth/revoke`` in :mod:`sandbox.idp.userinfo`. What they share is the
+:class:`~sandbox.idp.tenant.Tenant`; errors, body parameters, client authentication and
+PKCE are in :mod:`sandbox.idp.oauth`.
 """
 
 from __future__ import annotations
@@ -12,24 +19,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import jwt
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from sandbox.idp.authorize import LoginEndpoints
 from sandbox.idp.discovery import DiscoveryEndpoints
-from sandbox.idp.keys import ALGORITHM
 from sandbox.idp.models import IdpClient, IdpUser
-from sandbox.idp.oauth import (
-    TOKEN_HEADERS,
-    GrantHandler,
-    OAuthError,
-    authenticate_client,
-    read_params,
-)
+from sandbox.idp.oauth import TOKEN_HEADERS, GrantHandler
 from sandbox.idp.store import Grant
 from sandbox.idp.tenant import Tenant
 from sandbox.idp.tokens import TokenEndpoint
+from sandbox.idp.userinfo import UserinfoAndRevocation
 
 
 class DevIdentityProvider:
@@ -71,6 +71,7 @@ class DevIdentityProvider:
         self._discovery = DiscoveryEndpoints(self._tenant)
         self._login = LoginEndpoints(self._tenant)
         self._tokens = TokenEndpoint(self._tenant)
+        self._userinfo = UserinfoAndRevocation(self._tenant)
 
     # -- configuration -----------------------------------------------------------
 
@@ -161,8 +162,8 @@ class DevIdentityProvider:
         app.router.add_get("/authorize", self._login.authorize)
         app.router.add_post("/authorize/login", self._login.login)
         app.router.add_post("/oauth/token", self._tokens.token)
-        app.router.add_post("/oauth/revoke", self._revoke)
-        app.router.add_get("/userinfo", self._userinfo)
+        app.router.add_post("/oauth/revoke", self._userinfo.revoke)
+        app.router.add_get("/userinfo", self._userinfo.userinfo)
         return app
 
     # -- plumbing ----------------------------------------------------------------
@@ -181,65 +182,6 @@ class DevIdentityProvider:
                 headers=TOKEN_HEADERS,
             )
         return await handler(request)
-
-    # -- /oauth/revoke and /userinfo ---------------------------------------------
-
-    async def _revoke(self, request: web.Request) -> web.Response:
-        try:
-            params = await read_params(request)
-            client = authenticate_client(self._tenant.clients, request, params)
-            token = params.get("token")
-            if token is None:
-                raise OAuthError(400, "invalid_request", "Missing required parameter: token")
-        except OAuthError as exc:
-            return exc.response()
-        record = self._tenant.store.refresh_token(token)
-        # Unknown tokens and other clients' tokens get the same 200 (RFC 7009 §2.2).
-        if record is not None and record.client_id == client.client_id:
-            self._tenant.store.revoke_refresh_tokens_like(record)
-        return web.Response(status=200, headers=TOKEN_HEADERS)
-
-    async def _userinfo(self, request: web.Request) -> web.Response:
-        issuer = self._tenant.issuer_for(request)
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        claims: dict[str, Any] | None = None
-        if scheme.lower() == "bearer" and token:
-            claims = self._verify_access_token(token.strip(), issuer)
-        user = self._tenant.users_by_sub.get(str(claims.get("sub"))) if claims else None
-        if user is None:
-            return web.Response(
-                status=401,
-                text="Unauthorized",
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-            )
-        return web.json_response(
-            {
-                "sub": user.sub,
-                "name": user.name,
-                "nickname": user.email.split("@", 1)[0],
-                "email": user.email,
-                "email_verified": user.email_verified,
-            }
-        )
-
-    def _verify_access_token(self, token: str, issuer: str) -> dict[str, Any] | None:
-        try:
-            kid = jwt.get_unverified_header(token).get("kid")
-            key = self._tenant.keys.public_key(kid) if isinstance(kid, str) else None
-            if key is None:
-                return None
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[ALGORITHM],
-                audience=issuer + "userinfo",
-                issuer=issuer,
-            )
-        except jwt.PyJWTError:
-            return None
-        if self._tenant.store.access_token_revoked(token):
-            return None
-        return claims
 
 
 @asynccontextmanager
