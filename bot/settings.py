@@ -107,6 +107,24 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
     openai_api_key: SecretStr | None = Field(default=None, alias="OPENAI_API_KEY")
 
+    # Answers (bot/knowledge/answers.py): with OPENAI_MODEL a chat model of the
+    # OpenAI-compatible endpoint above writes them from the authorized passages; without it
+    # they are extractive (the best sentences of those passages, quoted). The limits bound
+    # what one question may cost: its length, the passages it reads, the model's time.
+    openai_model: str | None = Field(default=None, alias="OPENAI_MODEL")
+    answer_passages: int = Field(default=6, ge=1, le=20, alias="ANSWER_PASSAGES")
+    answer_timeout_seconds: float = Field(default=45.0, gt=0, le=600, alias="ANSWER_TIMEOUT")
+    answer_max_question_chars: int = Field(
+        default=4000, ge=100, le=40_000, alias="ANSWER_MAX_QUESTION_CHARS"
+    )
+    answer_max_tokens: int = Field(default=800, ge=50, le=8000, alias="ANSWER_MAX_TOKENS")
+
+    @model_validator(mode="after")
+    def _answers_consistent(self) -> Settings:
+        if self.openai_model and not (self.openai_base_url or self.openai_api_key):
+            raise ValueError("OPENAI_MODEL needs OPENAI_BASE_URL or OPENAI_API_KEY")
+        return self
+
     @model_validator(mode="after")
     def _knowledge_consistent(self) -> Settings:
         problems: list[str] = []
