@@ -132,6 +132,25 @@ class _Snapshot:
         for row, record in enumerate(records):
             doc_of_row[row] = self.doc_numbers.setdefault(record.document_id, len(self.doc_numbers))
         self.doc_of_row = doc_of_row
+        self._masks: OrderedDict[tuple[str, ...], npt.NDArray[np.bool_] | None] = OrderedDict()
+
+    def document_mask(self, document_ids: Sequence[str]) -> npt.NDArray[np.bool_] | None:
+        """Which documents (by number) are among ``document_ids``; None if none is. The
+        last 64 are kept: an authorized search asks for the same readable set again and
+        again, and building the mask of a large one costs more than the ranking."""
+        key = document_ids if isinstance(document_ids, tuple) else tuple(document_ids)
+        if key in self._masks:
+            self._masks.move_to_end(key)
+            return self._masks[key]
+        numbers = [self.doc_numbers[d] for d in key if d in self.doc_numbers]
+        mask: npt.NDArray[np.bool_] | None = None
+        if numbers:
+            mask = np.zeros(len(self.doc_numbers), dtype=bool)
+            mask[numbers] = True
+        self._masks[key] = mask
+        if len(self._masks) > 64:
+            self._masks.popitem(last=False)
+        return mask
 
 
 def _build_lexical(records: Sequence[ChunkRecord]) -> bm25s.BM25 | None:
@@ -204,6 +223,10 @@ class MemoryRetriever:
     def size(self) -> int:
         """Chunks in the current snapshot."""
         return len(self._snapshot.records)
+
+    def forget_rankings(self) -> None:
+        """Drops the kept query rankings (benchmarks time rankings from scratch)."""
+        self._rankings.clear()
 
     async def start(self) -> None:
         """Loads the index from the database and starts the background poll."""
@@ -373,12 +396,21 @@ class MemoryRetriever:
         if k <= 0:
             return []
         snapshot, ranking = await self._ranking(query)
-        numbers = [snapshot.doc_numbers[d] for d in document_ids if d in snapshot.doc_numbers]
-        if not numbers:
+        wanted = snapshot.document_mask(document_ids)
+        if wanted is None:
             return []
-        wanted = np.zeros(len(snapshot.doc_numbers), dtype=bool)
-        wanted[numbers] = True
-        keep = wanted[snapshot.doc_of_row[ranking.rows]]
-        rows = ranking.rows[keep][:k]
-        scores = ranking.scores[keep][:k]
-        return self._passages(snapshot, rows, scores)
+        # The ranking is read in growing blocks until k of the documents' chunks are found:
+        # a reader of much finds them in the first block, a reader of little reads further.
+        picked: list[Rows] = []
+        found = 0
+        start, block = 0, 1024
+        total = len(ranking.rows)
+        while start < total and found < k:
+            rows = ranking.rows[start : start + block]
+            hits = np.flatnonzero(wanted[snapshot.doc_of_row[rows]]) + start
+            picked.append(hits)
+            found += len(hits)
+            start += block
+            block *= 4
+        positions = np.concatenate(picked)[:k] if picked else np.empty(0, dtype=np.int64)
+        return self._passages(snapshot, ranking.rows[positions], ranking.scores[positions])

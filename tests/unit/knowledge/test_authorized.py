@@ -283,7 +283,7 @@ async def make_org(documents: int = 200, chunks: int = 5, seed: int = 3) -> Org:
     ("share", "path", "most_cold_calls"),
     [
         ("1", "prefilter", 2),
-        ("10", "overfetch", 4),
+        ("10", "prefilter", 2),
         ("50", "overfetch", 1),
         ("100", "overfetch", 1),
     ],
@@ -306,6 +306,32 @@ async def test_the_way_follows_the_readable_share_and_warm_repeats_are_free(
         assert org.cache.stats()["remote_calls"] == remote, "a warm repeat calls the engine"
         assert got == await brute_force(org.cache, org.retriever, query, [user], 8)
         assert len(got) == 8 or query != "alpha"
+
+
+async def test_viewers_who_read_little_are_pre_filtered_at_once_for_a_while() -> None:
+    org = await make_org()
+    now = [0.0]
+    authorized = org.authorized(hint_ttl=60.0, clock=lambda: now[0])
+    user = org.readers["1"]
+
+    async def cold_calls(query: str) -> int:
+        org.cache.invalidate()
+        before = org.cache.stats()["remote_calls"]
+        await authorized.search(query, viewers=[user], k=8)
+        return org.cache.stats()["remote_calls"] - before
+
+    # The first two queries read a first page (one batch), then list (one call)...
+    assert [await cold_calls("alpha"), await cold_calls("alpha launch")] == [2, 2]
+    # ... after which the listing comes first: one call.
+    assert await cold_calls("budget") == 1
+    assert authorized.last_path == "prefilter"
+    now[0] += 61.0  # the hint ends: a first page again, which renews it
+    assert await cold_calls("risk") == 2
+    assert await cold_calls("vendor") == 1
+    # A reader of everything never gets the hint.
+    for query in ("alpha", "alpha launch", "budget", "risk"):
+        await authorized.search(query, viewers=[org.readers["100"]], k=8)
+        assert authorized.last_path == "overfetch"
 
 
 async def test_several_viewers_see_only_what_all_of_them_may_view() -> None:
