@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
+from pathlib import Path
 
 from aiohttp import web
 
@@ -23,6 +25,8 @@ def mount_sandbox(app: web.Application, deps: Deps) -> None:
     """Mount the local Slack workspace under /sandbox/ (and send / there) and the dev
     identity provider under /idp/. The workspace is kept in the bot's database, so a
     restart shows the conversations of the previous run."""
+    from bot.knowledge.ingest import Ingester
+    from sandbox.demo import seed_demo
     from sandbox.idp import DevIdentityProvider, IdpClient, default_users
     from sandbox.slack import SlackSandbox, default_seed
 
@@ -41,6 +45,17 @@ def mount_sandbox(app: web.Application, deps: Deps) -> None:
         raise web.HTTPFound("/sandbox/")
 
     app.router.add_get("/", to_sandbox)
+
+    async def seed(_app: web.Application) -> None:
+        # The demo workspace (projects, tasks, documents) on a first start; its documents
+        # are written beside the SQLite file, so citations name files that stay there.
+        database = settings.sqlite_path()
+        folder = (database.parent if database else Path(tempfile.gettempdir())) / "demo-docs"
+        ingester = Ingester(db=deps.db, outbox=deps.outbox)
+        if await seed_demo(deps.db, deps.outbox, ingester.ingest, folder=folder):
+            log.info("seeded the demo workspace (documents in %s)", folder)
+
+    app.on_startup.append(seed)
 
     idp = DevIdentityProvider(
         issuer=settings.auth0_issuer,
