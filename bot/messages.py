@@ -79,6 +79,11 @@ COMMANDS: list[tuple[str, str]] = [
     ("/pm link", "Link your Slack account to your company (Auth0) account."),
     ("/pm whoami", "Show the account you are linked to and its permissions."),
     ("/pm unlink", "Unlink your account (revokes pmbot's access)."),
+    (
+        "/pm ask QUESTION",
+        "Ask about your projects: I answer from the documents you may read, with their "
+        "sources (only you see it).",
+    ),
     ("/pm projects", "List the projects you can see in this workspace, with your role."),
     ("/pm project new NAME", "Create a project; you become its owner."),
     (
@@ -99,20 +104,6 @@ COMMANDS: list[tuple[str, str]] = [
 
 def help_text() -> str:
     return "pmbot commands: " + ", ".join(cmd for cmd, _ in COMMANDS)
-
-
-def capabilities_reply(*, public: bool) -> str:
-    if public:
-        return (
-            "Hi! I'm pmbot, a project manager in Slack. I can't answer project questions, "
-            "schedule meetings or run approvals yet, and I won't pretend to. "
-            "`/pm help` lists what works today."
-        )
-    return (
-        "Hi! I'm pmbot, your project manager in Slack. Your account is linked, so I know who "
-        "you are (`/pm whoami`). I can't answer project questions, schedule meetings or run "
-        "approvals yet, and I won't pretend to."
-    )
 
 
 def duration(seconds: int) -> str:
@@ -170,8 +161,8 @@ def whoami_text(
 HELP_TITLE = "pmbot: your project manager in Slack"
 COMMANDS_HEADING = "Commands"
 HELP_FOOTER = (
-    "Not available yet: answering project questions from documents, scheduling meetings and "
-    "approvals. I'll say so when you ask."
+    "Ask me about your projects anywhere: mention me in a channel, send me a DM, open my "
+    "assistant pane or use `/pm ask`. Not available yet: scheduling meetings and approvals."
 )
 LINK_BUTTON = "Link your account"
 LINK_ANOTHER_BUTTON = "Link another account"
@@ -610,3 +601,104 @@ def task_done_text(task_id: int, title: str, *, already: bool) -> str:
     if already:
         return f"Task #{task_id} *{esc(title)}* was already done."
     return f":white_check_mark: Task #{task_id} *{esc(title)}* is done."
+
+
+# -- answers ------------------------------------------------------------------------------
+# Answers to questions (bot.knowledge.answers; handlers.ask renders them). The answer's own
+# text comes from the documents (quoted) or the language model; these are the words around
+# it. Nothing here names, counts or hints at a document the reader may not view.
+
+NOTHING_FOUND = "I found nothing you have access to about that."
+ANSWER_EXTRACT_INTRO = "Here is what the documents say:"
+SOURCES_HEADING = "Sources"
+THINKING_STATUS = "is thinking…"
+ANSWER_PRIVATE_NOTE = (
+    ":lock: Only you can see this answer: it uses documents that not everyone in this "
+    "channel may view."
+)
+FEEDBACK_UP = "👍 Helpful"
+FEEDBACK_DOWN = "👎 Not helpful"
+ASK_READ_PERMISSION = (
+    ":no_entry: Your account doesn't have the `read:projects` permission, so I can't answer "
+    "from project documents. Ask your pmbot admin for it."
+)
+ASSISTANT_GREETING = (
+    "Hi! Ask me about your projects: I answer from the documents you may read, and name my sources."
+)
+ASSISTANT_PROMPTS_TITLE = "Try asking"
+# (title, message) of the assistant pane's suggested prompts.
+ASSISTANT_PROMPTS: list[tuple[str, str]] = [
+    ("What is blocking?", "What is blocking our launch?"),
+    ("Open risks", "What are the open risks, and who owns them?"),
+    ("Next deadlines", "What are the next deadlines?"),
+]
+
+
+def small_talk_reply(*, public: bool) -> str:
+    """The answer to a greeting or to "what can you do?"."""
+    if public:
+        return (
+            "Hi! I'm pmbot, a project manager in Slack. Ask me about your projects, as in "
+            "`@pmbot what is blocking the launch?`: I answer from the documents everyone "
+            "here may read, and name my sources. `/pm help` lists my commands."
+        )
+    return (
+        "Hi! I'm pmbot, your project manager in Slack. Your account is linked, so I answer "
+        "as you: ask me about your projects and I answer from the documents you may read, "
+        "and name my sources. `/pm help` lists my commands."
+    )
+
+
+def question_refusal(problem: str, length: int, limit: int) -> str:
+    """Words for an unusable question (``bot.knowledge.answers.QuestionProblem``)."""
+    if problem == "too_long":
+        return (
+            f"That question is too long ({length:,} characters; the limit is {limit:,}). "
+            "Please ask it in fewer words."
+        )
+    return (
+        "What would you like to know? Ask a question after my name, as in "
+        "`@pmbot what is blocking the launch?`, or with `/pm ask QUESTION`."
+    )
+
+
+def withheld_note(asker_user_id: str) -> str:
+    """What the channel reads when the answer went to the asker alone (no content)."""
+    return (
+        f"<@{asker_user_id}>, I answered you privately: the best answer uses documents that "
+        "not everyone in this channel may view."
+    )
+
+
+# Why the language model gave no answer (``bot.knowledge.llm.ModelFailure``).
+MODEL_FAILURES: dict[str, str] = {
+    "timeout": "the language model took too long to answer",
+    "unreachable": "the language model is unreachable right now",
+    "refused": "the language model refused the request",
+    "empty": "the language model gave no answer",
+}
+
+
+def model_failure(failure: str, *, partial: bool) -> str:
+    why = MODEL_FAILURES.get(failure, MODEL_FAILURES["refused"])
+    if partial:
+        return f":warning: I couldn't finish this answer: {why}. Please ask again in a moment."
+    return f":warning: I can't answer right now: {why}. Please try again in a moment."
+
+
+def source_line(number: int, title: str, url: str | None, document_id: str) -> str:
+    """A numbered citation: the title linked to its source, or with its document id."""
+    label = esc(title.strip() or document_id).replace("|", "¦")
+    if url and not any(c in url for c in "<>| \n"):
+        return f"[{number}] <{url}|{label}>"
+    return f"[{number}] *{label}* · `{esc(document_id)}`"
+
+
+# What a click on 👍/👎 is told (``bot.knowledge.feedback.VoteOutcome``).
+FEEDBACK_OUTCOMES: dict[str, str] = {
+    "recorded": "Thanks for your feedback.",
+    "changed": "Thanks: your feedback is updated.",
+    "unchanged": "Your feedback was already recorded.",
+    "unknown": "I can't find that answer any more; nothing was recorded.",
+    "not_yours": "Only the person who asked can rate this answer.",
+}

@@ -26,6 +26,7 @@ from bot.identity.crypto import TokenCipher
 from bot.identity.service import IdentityService
 from bot.identity.slack_directory import WebApiDirectory
 from bot.identity.tokens import JwksCache, TokenVerifier
+from bot.knowledge.answers import AnswerService, open_answers
 from bot.knowledge.factory import open_knowledge
 from bot.knowledge.ports import AuthorizedRetriever
 from bot.metrics import Registry
@@ -55,6 +56,7 @@ class Deps:
     directory: WebApiDirectory
     auth0: Auth0Client
     projects: ProjectsService
+    answers: AnswerService  # questions answered from what their readers may view
 
 
 def build_slack_client(
@@ -136,6 +138,9 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
             link_ttl=timedelta(seconds=settings.link_ttl_seconds),
         )
         outbox = Outbox(db=db, authorizer=authorizer)
+        answers = await stack.enter_async_context(
+            open_answers(settings, db=db, slack=slack, knowledge=knowledge, identities=identity)
+        )
         yield Deps(
             settings=settings,
             db=db,
@@ -152,4 +157,5 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
             projects=ProjectsService(
                 db=db, authorizer=authorizer, outbox=outbox, people=SlackPeople(slack)
             ),
+            answers=answers,
         )

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from bot import messages as words
+from bot.knowledge.answers import Source
 from bot.messages import COMMANDS, HELP_FOOTER, HELP_TITLE
 from bot.projects.values import Members, ProjectList, ProjectStatus, TaskItem, TaskList
 
@@ -199,3 +202,54 @@ def status_blocks(found: ProjectStatus) -> tuple[str, list[Block]]:
     heading = words.STATUS_HEADING.format(project=found.project)
     text = words.status_text(found.project, summary, parts)
     return text, [header(heading), section(summary), *_sections(parts)]
+
+
+# -- answers ------------------------------------------------------------------------------
+
+FEEDBACK_UP_ACTION = "answer_feedback_up"
+FEEDBACK_DOWN_ACTION = "answer_feedback_down"
+_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
+
+
+def markdown_to_mrkdwn(text: str) -> str:
+    """A written answer (Markdown, made inert by the answer service) in Slack's mrkdwn:
+    ``**bold**`` becomes ``*bold*``; the rest reads the same."""
+    return _BOLD.sub(r"*\1*", text)
+
+
+def sources_blocks(sources: Sequence[Source]) -> list[Block]:
+    if not sources:
+        return []
+    lines = [words.source_line(s.number, s.title, s.url, s.document_id) for s in sources]
+    return [context(f"*{words.SOURCES_HEADING}*"), *_sections(lines)]
+
+
+def feedback_block(answer_id: str) -> Block:
+    return actions(
+        button(words.FEEDBACK_UP, FEEDBACK_UP_ACTION, value=answer_id),
+        button(words.FEEDBACK_DOWN, FEEDBACK_DOWN_ACTION, value=answer_id),
+        block_id=f"answer_feedback_{answer_id}",
+    )
+
+
+def answer_footer_blocks(sources: Sequence[Source], answer_id: str | None) -> list[Block]:
+    """What follows an answer's text: its sources, then the 👍/👎 buttons."""
+    built = sources_blocks(sources)
+    if answer_id:
+        built.append(feedback_block(answer_id))
+    return built
+
+
+def answer_blocks(
+    text: str,
+    sources: Sequence[Source],
+    *,
+    answer_id: str | None,
+    private_note: bool = False,
+) -> list[Block]:
+    """A whole answer in one message (not streamed): its text, a note when only the asker
+    may see it, its sources and the feedback buttons. At most 50 blocks, as Slack allows."""
+    built = _sections(markdown_to_mrkdwn(text).split("\n"))[:30]
+    if private_note:
+        built.append(context(words.ANSWER_PRIVATE_NOTE))
+    return [*built, *answer_footer_blocks(sources, answer_id)][:50]

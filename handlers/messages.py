@@ -1,14 +1,17 @@
-"""Direct messages to the bot (behind the link gate)."""
+"""Direct messages to the bot (behind the link gate): a message starts a thread whose
+answer only the asker reads (``handlers.ask``). Replies in such a thread are the
+assistant's (``handlers.assistant``), with the thread as context."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp, AsyncSay
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
-from bot import messages as words
+from bot.knowledge.answers import Conversation
 from bot.wiring import Deps
-from handlers.gate import link_gate
+from handlers import ask
+from handlers.gate import identity_of, link_gate
 
 # Subtypes that are edits, deletions, joins...: not a person talking to the bot.
 _IGNORED_SUBTYPES = {"message_changed", "message_deleted", "bot_message", "channel_join"}
@@ -25,5 +28,20 @@ async def _a_person_in_a_dm(event: dict[str, Any]) -> bool:
 def register(app: AsyncApp, deps: Deps) -> None:
     # The matcher runs before the gate: other messages neither pass it nor get a prompt.
     @app.event("message", matchers=[_a_person_in_a_dm], middleware=[link_gate(deps)])
-    async def on_message(say: AsyncSay) -> None:
-        await say(text=words.capabilities_reply(public=False))
+    async def on_message(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        ts = str(event.get("ts") or "")
+        thread = event.get("thread_ts")
+        where = ask.Where(
+            conversation=Conversation(
+                team_id=str(context.team_id or ""),
+                channel_id=str(event.get("channel") or context.channel_id or ""),
+                shared=False,
+                thread_ts=str(thread) if thread else None,
+                message_ts=ts,
+            ),
+            asker_user_id=str(context.user_id or ""),
+            reply_thread=str(thread or ts),
+            notes_inline=not thread,
+            bot_user_id=context.bot_user_id,
+        )
+        await ask.answer(deps, identity_of(context), str(event.get("text") or ""), where)

@@ -76,7 +76,7 @@ async def test_dm_is_answered(bot: Harness) -> None:
     before = len(bot_messages(bot, channel))
     await bot.sandbox.post_message("U0BOB", channel, "what can you do?")
     reply = await eventually(lambda: bot_messages(bot, channel)[before:])
-    assert "can't answer project questions" in reply[0]["text"]
+    assert "I'm pmbot" in reply[0]["text"] and "I answer as you" in reply[0]["text"]
 
 
 async def test_app_home_is_published(bot: Harness) -> None:

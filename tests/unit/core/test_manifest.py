@@ -49,3 +49,19 @@ def test_manifest_promises_only_the_commands_that_work() -> None:
     assert hinted == {cmd.removeprefix("/pm ") for cmd, _ in COMMANDS}
     scopes = set(_manifest()["oauth_config"]["scopes"]["bot"])  # type: ignore[index]
     assert {"users:read", "team:read"} <= scopes  # users.info and team.info
+
+
+def test_manifest_declares_the_assistant_pane_the_bot_serves() -> None:
+    """The assistant pane: its events, the scopes of the methods it calls (status, title,
+    prompts; thread replies in channels), and the same suggested prompts as the bot sets."""
+    from bot.messages import ASSISTANT_PROMPTS
+
+    manifest = _manifest()
+    features, settings = manifest["features"], manifest["settings"]
+    assert isinstance(features, dict) and isinstance(settings, dict)
+    view = features["assistant_view"]
+    assert [(p["title"], p["message"]) for p in view["suggested_prompts"]] == ASSISTANT_PROMPTS
+    events = set(settings["event_subscriptions"]["bot_events"])
+    assert {"assistant_thread_started", "assistant_thread_context_changed"} <= events
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])  # type: ignore[index]
+    assert {"assistant:write", "channels:history", "channels:read", "users:read"} <= scopes
