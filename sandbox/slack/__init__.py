@@ -4,10 +4,9 @@ The bot's embedded default talks to it instead of real Slack (``slack_sdk`` with
 ``base_url=<sandbox>/api/``), and the tests use it as their Slack. See docs/sandbox-api.md.
 """
 
-from .core import SlackSandbox
+from .core import SANDBOX_KEY, SlackSandbox
 from .delivery import sign
 from .state import SandboxError, SandboxSeed, SandboxUser, default_seed
-from .ui import SANDBOX_KEY
 
 __all__ = [
     "SANDBOX_KEY",

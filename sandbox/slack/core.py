@@ -36,6 +36,9 @@ from .storage import SandboxStore
 from .ui import build_app
 from .webapi import WebApi
 
+#: Where the application built by :meth:`SlackSandbox.app` keeps its sandbox.
+SANDBOX_KEY: web.AppKey[SlackSandbox] = web.AppKey("slack_sandbox")
+
 # Slack still sends its deprecated verification token in payloads; it is not a secret.
 VERIFICATION_TOKEN = "sandbox-verification-token"  # noqa: S105
 log = logging.getLogger("sandbox.slack")
@@ -127,7 +130,9 @@ class SlackSandbox:
 
     def app(self) -> web.Application:
         """The whole sandbox as one aiohttp application with relative routes."""
-        return build_app(self)
+        app = build_app(self)
+        app[SANDBOX_KEY] = self
+        return app
 
     @asynccontextmanager
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:

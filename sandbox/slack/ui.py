@@ -9,19 +9,73 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiohttp import web
 
-from .state import JsonDict, SandboxError
-
-if TYPE_CHECKING:
-    from .core import SlackSandbox
+from .state import JsonDict, SandboxError, Workspace
+from .webapi import WebApi
 
 STATIC_DIR = Path(__file__).parent / "static"
-SANDBOX_KEY: web.AppKey[SlackSandbox] = web.AppKey("slack_sandbox")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Sandbox(Protocol):
+    """What the application needs of the sandbox (:class:`~sandbox.slack.core.SlackSandbox`)."""
+
+    workspace: Workspace
+    webapi: WebApi
+
+    def learn_public_url(self, request: web.Request, relative: str) -> None: ...
+
+    async def load(self) -> None: ...
+
+    async def persist(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    async def post_message(
+        self,
+        user_id: str,
+        channel: str,
+        text: str,
+        thread_ts: str | None = None,
+        *,
+        wait: bool = True,
+    ) -> JsonDict: ...
+
+    async def run_command(
+        self, user_id: str, channel: str, command: str, text: str
+    ) -> JsonDict: ...
+
+    async def click_button(
+        self,
+        user_id: str,
+        channel: str,
+        message_ts: str,
+        action_id: str,
+        *,
+        block_id: str | None = None,
+    ) -> JsonDict: ...
+
+    async def click_home_button(
+        self, user_id: str, action_id: str, *, block_id: str | None = None
+    ) -> JsonDict: ...
+
+    async def open_home(self, user_id: str, *, wait: bool = True) -> JsonDict: ...
+
+    def messages(self, channel: str, *, viewer: str | None = None) -> list[JsonDict]: ...
+
+    def home_view(self, user_id: str) -> JsonDict | None: ...
+
+    def fail_next(self, method: str, times: int = 1, retry_after: int = 1) -> None: ...
+
+    def faults(self) -> dict[str, JsonDict]: ...
+
+    def deliveries(self) -> list[JsonDict]: ...
+
+    def api_calls(self) -> list[JsonDict]: ...
 
 
 def _bad(error: str, detail: str | None = None) -> web.Response:
@@ -82,7 +136,7 @@ def _int(body: JsonDict, key: str, default: int) -> int:
 
 
 class _Routes:
-    def __init__(self, sandbox: SlackSandbox) -> None:
+    def __init__(self, sandbox: Sandbox) -> None:
         self.sb = sandbox
 
     async def api(self, request: web.Request) -> web.Response:
@@ -237,7 +291,7 @@ class _Routes:
         return web.json_response({"calls": self.sb.api_calls()})
 
 
-def build_app(sandbox: SlackSandbox) -> web.Application:
+def build_app(sandbox: Sandbox) -> web.Application:
     """One aiohttp app for the sandbox (see module docstring)."""
 
     @web.middleware
@@ -251,7 +305,6 @@ def build_app(sandbox: SlackSandbox) -> web.Application:
             await sandbox.persist()
 
     app = web.Application(middlewares=[saved, _errors])
-    app[SANDBOX_KEY] = sandbox
     r = _Routes(sandbox)
     app.router.add_route("GET", "/api/{method}", r.api)
     app.router.add_route("POST", "/api/{method}", r.api)
