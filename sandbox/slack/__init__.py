@@ -4,9 +4,10 @@ The bot's embedded default talks to it instead of real Slack (``slack_sdk`` with
 ``base_url=<sandbox>/api/``), and the tests use it as their Slack. See docs/sandbox-api.md.
 """
 
+from .common import SandboxError
 from .core import SANDBOX_KEY, SlackSandbox
 from .delivery import sign
-from .state import SandboxError, SandboxSeed, SandboxUser, default_seed
+from .state import SandboxSeed, SandboxUser, default_seed
 
 __all__ = [
     "SANDBOX_KEY",

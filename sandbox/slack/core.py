@@ -18,19 +18,17 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .common import JsonDict, SandboxError, random_id
 from .delivery import Deliverer, cancel_all, parse_reply
 from .manifest import manifest_commands
 from .state import (
     SLACKBOT_ID,
     Conversation,
-    JsonDict,
-    SandboxError,
     SandboxSeed,
     SandboxUser,
     StoredMessage,
     Workspace,
     find_action,
-    random_id,
 )
 from .storage import SandboxStore
 from .ui import build_app

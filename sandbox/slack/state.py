@@ -18,7 +18,7 @@ from typing import Any
 
 from sandbox.people import PEOPLE
 
-JsonDict = dict[str, Any]
+from .common import JsonDict, SandboxError, random_id, truthy
 
 SLACKBOT_ID = "USLACKBOT"
 MAX_TEXT = 40_000
@@ -67,16 +67,6 @@ def default_seed() -> SandboxSeed:
             ("C0RANDOM", "random", [u for u in everyone if u != "U0DAVE"]),
         ],
     )
-
-
-class SandboxError(Exception):
-    """A request the sandbox refuses; ``error`` is a Slack-style error code."""
-
-    def __init__(self, error: str, detail: str | None = None, *, extra: JsonDict | None = None):
-        super().__init__(detail or error)
-        self.error = error
-        self.detail = detail
-        self.extra = extra or {}
 
 
 @dataclass
@@ -185,12 +175,6 @@ class Snapshot:
     conversations: list[Conversation]
     messages: list[StoredMessage]
     home_views: dict[str, JsonDict]
-
-
-def random_id(prefix: str, length: int = 10) -> str:
-    """An uppercase alphanumeric Slack-style id such as ``Ev0A1B2C3D4E``."""
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
 
 
 def parse_blocks(raw: Any) -> list[JsonDict] | None:
@@ -796,9 +780,3 @@ class Workspace:
         if fault.remaining <= 0:
             del self.faults[method]
         return fault
-
-
-def truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.lower() in ("1", "true", "yes")
-    return bool(value)

@@ -26,7 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .state import Changes, Conversation, JsonDict, Snapshot, StoredMessage
+from .common import JsonDict
+from .state import Changes, Conversation, Snapshot, StoredMessage
 
 sandbox_metadata = MetaData(naming_convention={"pk": "pk_%(table_name)s"})
 

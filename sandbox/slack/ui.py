@@ -13,7 +13,8 @@ from typing import Protocol
 
 from aiohttp import web
 
-from .state import JsonDict, SandboxError, Workspace
+from .common import JsonDict, SandboxError
+from .state import Workspace
 from .webapi import WebApi
 
 STATIC_DIR = Path(__file__).parent / "static"

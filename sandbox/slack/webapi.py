@@ -17,15 +17,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from .state import (
-    Conversation,
-    JsonDict,
-    SandboxError,
-    SandboxUser,
-    Workspace,
-    parse_blocks,
-    truthy,
-)
+from .common import JsonDict, SandboxError, truthy
+from .state import Conversation, SandboxUser, Workspace, parse_blocks
 
 T = TypeVar("T")
 Method = Callable[[JsonDict], JsonDict]
