@@ -38,6 +38,10 @@ average only picks the way; the listing still comes from the authorization engin
 A warm repeat (same query, viewers and permissions within the cache's TTL) takes the same
 path and is answered from the cache: no remote call.
 
+The ranking is taken to stay the same during one query: should the index change between
+two pages of it (a refresh after an ingestion), a chunk seen twice is returned once and
+every chunk returned is still checked, but the top ``k`` is then that of a mixture.
+
 **Failing closed.** An item the engine could not decide is asked once more with ``check``:
 if the engine is unavailable that raises :class:`~authz.ports.AuthzUnavailable` and the
 search raises it (never a silently shorter list); if the engine answers with an

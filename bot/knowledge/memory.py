@@ -25,8 +25,10 @@ at once after an ingestion in this process (the ingester's ``on_change``). A reb
 in a thread while the previous snapshot keeps serving, then replaces it in one
 assignment. Chunk vectors are kept by chunk content hash across rebuilds, so only new
 chunks are sent to the embeddings endpoint; if that fails the index is built without
-vectors and the next poll tries again. Ingestion by ``pmbot ingest`` (another process) is
-therefore searchable here within ``refresh_interval`` seconds plus the rebuild time.
+vectors and a poll a minute later tries again (the lexical index is kept). Ingestion by
+``pmbot ingest`` (another process) is therefore searchable here within
+``refresh_interval`` seconds plus the rebuild time (a few seconds for 50,000 chunks,
+spent in a thread, but tokenizing holds the interpreter lock).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ Scores = npt.NDArray[np.float64]
 RRF_K: Final = 60
 _RANKING_CACHE_SIZE: Final = 256
 _RANKING_TTL: Final = 60.0
+_DENSE_RETRY_SECONDS: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +209,7 @@ class MemoryRetriever:
         self._snapshot = _Snapshot([], None, None, None)
         self._vectors: dict[str, npt.NDArray[np.float32]] = {}
         self._dense_incomplete = False
+        self._dense_retry_at = 0.0
         self._rankings: OrderedDict[str, tuple[float, _Ranking]] = OrderedDict()
         self._tokenize = Tokenizer()
         self._lock = asyncio.Lock()
@@ -256,12 +260,18 @@ class MemoryRetriever:
             return False
         async with self._lock:
             fingerprint = await read_fingerprint(self._db)
-            if (
-                not force
-                and fingerprint == self._snapshot.fingerprint
-                and not self._dense_incomplete
-            ):
-                return False
+            current = self._snapshot
+            if not force and fingerprint == current.fingerprint:
+                if not self._dense_incomplete or time.monotonic() < self._dense_retry_at:
+                    return False
+                # Only the vectors are missing: the lexical index stays.
+                vectors = await self._dense(current.records)
+                if vectors is None:
+                    return False
+                self._snapshot = _Snapshot(current.records, current.lexical, vectors, fingerprint)
+                self._rankings.clear()
+                self.rebuilds += 1
+                return True
             # Read after the fingerprint: a change in between shows at the next poll.
             records = await read_records(self._db)
             await self._install(records, fingerprint)
@@ -301,6 +311,7 @@ class MemoryRetriever:
             except EmbeddingsUnavailable as exc:
                 log.warning("knowledge index built without dense vectors: %s", exc)
                 self._dense_incomplete = True
+                self._dense_retry_at = time.monotonic() + _DENSE_RETRY_SECONDS
                 return None
             self._vectors.update(zip(missing, vectors, strict=True))
         wanted = {r.content_hash for r in records}

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from authz.factory import AuthzConfig, open_authorizer
+from bot.knowledge import memory as memory_module
 from bot.knowledge.embeddings import OpenAIEmbedder
 from bot.knowledge.ingest import Ingester, find_project
 from bot.knowledge.memory import MemoryRetriever
@@ -258,3 +259,22 @@ async def test_an_embeddings_outage_falls_back_to_bm25(sqlite_url: str, tmp_path
         ranked = await c.retriever.search("apollo launch", k=50)
         assert ranked and all(lexical(p, "apollo launch") for p in ranked)
         assert await c.retriever.search("vehicle", k=3) == []
+
+
+async def test_vectors_missing_at_build_are_fetched_later(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_corpus("memory+dense", sqlite_url, tmp_path / "f") as c:
+        assert c.embeddings is not None and isinstance(c.retriever, MemoryRetriever)
+        c.embeddings.down = True
+        await c.ingest(**{"fleet.md": "# Fleet 2\n\nAnother automobile.\n"})  # rebuilt: no vectors
+        assert await c.retriever.search("vehicle", k=3) == []
+        assert not await c.retriever.refresh()  # too early to try again
+        monkeypatch.setattr(memory_module, "_DENSE_RETRY_SECONDS", 0.0)
+        c.embeddings.down = False
+        await c.ingest(**{"x.md": "# X\n\nnothing\n"})  # a rebuild with the endpoint back
+        c.embeddings.down = True
+        await c.ingest(**{"y.md": "# Y\n\nnothing either\n"})  # and down again
+        c.embeddings.down = False
+        assert await c.retriever.refresh()  # only the vectors are fetched
+        assert name((await c.retriever.search("vehicle", k=3))[0]) in {"cars.md", "fleet.md"}
