@@ -26,8 +26,7 @@ from bot.web import create_web_app
 from bot.wiring import Deps, open_deps
 from sandbox.idp import DevIdentityProvider, IdpClient, IdpUser, default_users
 from sandbox.idp import serve as serve_idp
-from sandbox.slack import SlackSandbox, default_seed
-from sandbox.slack.state import SandboxSeed
+from sandbox.slack import SandboxSeed, SlackSandbox, default_seed
 
 SIGNING_SECRET = "test-signing-secret-5f1d2c"
 BOT_TOKEN = "xoxb-test-bot-token-9a8b7c"

@@ -7,7 +7,7 @@ The bot's embedded default talks to it instead of real Slack (``slack_sdk`` with
 from .common import SandboxError
 from .core import SANDBOX_KEY, SlackSandbox
 from .delivery import sign
-from .state import SandboxSeed, SandboxUser, default_seed
+from .team import SandboxSeed, SandboxUser, default_seed
 
 __all__ = [
     "SANDBOX_KEY",

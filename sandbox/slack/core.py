@@ -21,16 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .common import JsonDict, SandboxError, random_id
 from .delivery import Deliverer, cancel_all, parse_reply
 from .manifest import manifest_commands
-from .state import (
-    SLACKBOT_ID,
-    Conversation,
-    SandboxSeed,
-    SandboxUser,
-    StoredMessage,
-    Workspace,
-    find_action,
-)
+from .state import Conversation, StoredMessage, Workspace, find_action
 from .storage import SandboxStore
+from .team import SLACKBOT_ID, SandboxSeed, SandboxUser
 from .ui import build_app
 from .webapi import WebApi
 

@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from .common import JsonDict, SandboxError, truthy
-from .state import Conversation, SandboxUser, Workspace, parse_blocks
+from .state import Conversation, Workspace, parse_blocks
+from .team import SandboxUser
 
 T = TypeVar("T")
 Method = Callable[[JsonDict], JsonDict]
