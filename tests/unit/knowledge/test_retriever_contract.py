@@ -278,3 +278,31 @@ async def test_vectors_missing_at_build_are_fetched_later(
         c.embeddings.down = False
         assert await c.retriever.refresh()  # only the vectors are fetched
         assert name((await c.retriever.search("vehicle", k=3))[0]) in {"cars.md", "fleet.md"}
+
+
+async def test_the_postgres_full_text_index_serves_the_backend_query(database_url: str) -> None:
+    """Migration 0015's index has the expression the PostgreSQL backend ranks by, so the
+    planner can use it instead of reading every chunk."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the full-text index exists on PostgreSQL only")
+    from sqlalchemy import text
+
+    from bot.knowledge.postgres import DOCUMENT_VECTOR
+    from bot.storage.db import Database
+
+    db = Database(database_url)
+    try:
+        async with db.engine.connect() as conn:
+            await conn.execute(text("SET enable_seqscan = off"))
+            plan = "\n".join(
+                str(row[0])
+                for row in await conn.execute(
+                    text(
+                        f"EXPLAIN SELECT id FROM chunks WHERE {DOCUMENT_VECTOR} "
+                        "@@ plainto_tsquery('english', 'launch')"
+                    )
+                )
+            )
+    finally:
+        await db.dispose()
+    assert "ix_chunks_fts" in plan, plan
