@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from .blocks import parse_blocks
 from .common import JsonDict, SandboxError, truthy
-from .state import Conversation, Workspace, parse_blocks
+from .state import Conversation, Workspace
 from .team import SandboxUser
 
 T = TypeVar("T")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sandbox.slack import SandboxError, default_seed, sign
-from sandbox.slack.state import TsClock, Workspace, validate_blocks
+from sandbox.slack.blocks import validate_blocks
+from sandbox.slack.state import TsClock, Workspace
 
 
 class FakeClock:
