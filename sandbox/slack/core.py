@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .blocks import find_action
 from .common import JsonDict, SandboxError, random_id
+from .conversations import Conversation, StoredMessage
 from .delivery import Deliverer, cancel_all, parse_reply
 from .manifest import manifest_commands
-from .state import Conversation, StoredMessage, Workspace
+from .state import Workspace
 from .storage import SandboxStore
 from .team import SLACKBOT_ID, SandboxSeed, SandboxUser
 from .ui import build_app

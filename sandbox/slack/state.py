@@ -12,45 +12,18 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .blocks import parse_blocks
+from .changes import Changes, Snapshot
 from .common import JsonDict, SandboxError, truthy
+from .conversations import Conversation, StoredMessage, TsClock
 from .team import SLACKBOT_ID, SandboxSeed, Team
 from .team import SandboxUser as SandboxUser  # sandbox.slack.state.SandboxUser stays importable
 
 MAX_TEXT = 40_000
 RESPONSE_URL_TTL = 30 * 60.0
 RESPONSE_URL_MAX_USES = 5
-
-
-@dataclass
-class StoredMessage:
-    """A message plus who may see it (``visible_to`` is set for ephemeral messages)."""
-
-    data: JsonDict
-    visible_to: str | None = None
-    conversation_id: str = ""
-
-    @property
-    def ts(self) -> str:
-        return str(self.data["ts"])
-
-    @property
-    def root_ts(self) -> str:
-        return str(self.data.get("thread_ts") or self.data["ts"])
-
-
-@dataclass
-class Conversation:
-    """A public channel or a direct message (``is_im``)."""
-
-    id: str
-    name: str | None
-    is_im: bool
-    members: list[str]
-    created: int
-    messages: list[StoredMessage] = field(default_factory=list)
 
 
 @dataclass
@@ -77,59 +50,6 @@ class Fault:
 
     remaining: int
     retry_after: int
-
-
-class TsClock:
-    """Slack message timestamps: ``"<epoch seconds>.<6 digit micros>"``, strictly increasing."""
-
-    def __init__(self, now: Callable[[], float] = time.time) -> None:
-        self._now = now
-        self._last = 0
-
-    def next(self) -> str:
-        micros = max(int(self._now() * 1_000_000), self._last + 1)
-        self._last = micros
-        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
-
-    def observe(self, ts: str) -> None:
-        """Make every later timestamp greater than ``ts`` (one read back from storage)."""
-        seconds, _, micros = ts.partition(".")
-        if seconds.isdigit() and (not micros or micros.isdigit()):
-            self._last = max(self._last, int(seconds) * 1_000_000 + int(micros.ljust(6, "0")[:6]))
-
-
-@dataclass
-class Changes:
-    """What changed since the last save: conversations, messages and App Home views.
-
-    Entries point at the live objects, so a save writes their latest state; a message key
-    ``(conversation id, ts)`` mapping to None was deleted.
-    """
-
-    conversations: dict[str, Conversation] = field(default_factory=dict)
-    messages: dict[tuple[str, str], StoredMessage | None] = field(default_factory=dict)
-    home_views: dict[str, JsonDict] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.conversations or self.messages or self.home_views)
-
-    def merge_older(self, older: Changes) -> None:
-        """Take back changes a failed save did not write, unless changed again since."""
-        for cid, conv in older.conversations.items():
-            self.conversations.setdefault(cid, conv)
-        for key, message in older.messages.items():
-            self.messages.setdefault(key, message)
-        for uid, view in older.home_views.items():
-            self.home_views.setdefault(uid, view)
-
-
-@dataclass
-class Snapshot:
-    """A workspace's stored conversations, messages (in ts order) and App Home views."""
-
-    conversations: list[Conversation]
-    messages: list[StoredMessage]
-    home_views: dict[str, JsonDict]
 
 
 class Workspace(Team):

@@ -26,8 +26,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from .changes import Changes, Snapshot
 from .common import JsonDict
-from .state import Changes, Conversation, Snapshot, StoredMessage
+from .conversations import Conversation, StoredMessage
 
 sandbox_metadata = MetaData(naming_convention={"pk": "pk_%(table_name)s"})
 

@@ -19,7 +19,8 @@ from aiohttp import web
 
 from .blocks import parse_blocks
 from .common import JsonDict, SandboxError, truthy
-from .state import Conversation, Workspace
+from .conversations import Conversation
+from .state import Workspace
 from .team import SandboxUser
 
 T = TypeVar("T")

@@ -6,7 +6,8 @@ import pytest
 
 from sandbox.slack import SandboxError, default_seed, sign
 from sandbox.slack.blocks import validate_blocks
-from sandbox.slack.state import TsClock, Workspace
+from sandbox.slack.conversations import TsClock
+from sandbox.slack.state import Workspace
 
 
 class FakeClock:
