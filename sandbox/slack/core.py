@@ -23,6 +23,7 @@ from .common import JsonDict, SandboxError, random_id
 from .conversations import Conversation, StoredMessage
 from .delivery import Deliverer, cancel_all, parse_reply
 from .manifest import manifest_commands
+from .presentation import listing, present, render
 from .state import Workspace
 from .storage import SandboxStore
 from .team import SLACKBOT_ID, SandboxSeed, SandboxUser
@@ -288,7 +289,7 @@ class SlackSandbox:
             "ok": True,
             "channel": conv.id,
             "ts": stored.ts,
-            "message": ws.present(conv, stored),
+            "message": present(conv, stored),
             "event_id": None,
             "deliveries": None,
         }
@@ -352,7 +353,7 @@ class SlackSandbox:
                 "ok": True,
                 "channel": conv.id,
                 "delivery": None,
-                "response": ws.present(conv, notice),
+                "response": present(conv, notice),
                 "response_url": None,
             }
         ctx = ws.new_response_url(user_id=user.id, channel_id=conv.id)
@@ -382,7 +383,7 @@ class SlackSandbox:
                 text=f'{command} failed with the error "{reason}"',
                 visible_to=user.id,
             )
-            shown = ws.present(conv, stored)
+            shown = present(conv, stored)
         else:
             reply = parse_reply(attempt)
             if reply is not None:
@@ -398,7 +399,7 @@ class SlackSandbox:
                         text=f'{command} failed with the error "invalid_response" ({exc.error})',
                         visible_to=user.id,
                     )
-                    shown = ws.present(conv, stored)
+                    shown = present(conv, stored)
         await self.persist()
         return {
             "ok": True,
@@ -466,7 +467,7 @@ class SlackSandbox:
         if thread:
             payload["container"]["thread_ts"] = thread
         if not ephemeral:
-            payload["message"] = ws.render(conv, found)
+            payload["message"] = render(conv, found)
         await self.persist()
         _, record = await self._deliverer.deliver_form(
             "interaction", str(element["action_id"]), {"payload": json.dumps(payload)}
@@ -548,9 +549,9 @@ class SlackSandbox:
             return []
         if viewer is None and channel in ws.conversations:
             # Without a viewer every conversation is readable (ephemeral messages excepted).
-            return ws.listing(ws.conversations[channel], None)
+            return listing(ws.conversations[channel], None)
         conv = ws.conversation(channel, actor=actor, create_im=False)
-        return ws.listing(conv, viewer)
+        return listing(conv, viewer)
 
     def home_view(self, user_id: str) -> JsonDict | None:
         """The App Home view the bot published for a user, if any."""

@@ -18,6 +18,7 @@ from .blocks import parse_blocks
 from .changes import Changes, Snapshot
 from .common import JsonDict, SandboxError, truthy
 from .conversations import Conversation, StoredMessage, TsClock
+from .presentation import present
 from .team import SLACKBOT_ID, SandboxSeed, Team
 from .team import SandboxUser as SandboxUser  # sandbox.slack.state.SandboxUser stays importable
 
@@ -242,48 +243,6 @@ class Workspace(Team):
                 return m
         return None
 
-    def render(self, conv: Conversation, m: StoredMessage) -> JsonDict:
-        """A copy of the message as Slack shows it, with thread summary fields on parents."""
-        out = copy.deepcopy(m.data)
-        if m.visible_to is None and "thread_ts" not in m.data:
-            replies = [
-                r
-                for r in conv.messages
-                if r.visible_to is None and r.data.get("thread_ts") == m.ts and r is not m
-            ]
-            if replies:
-                users: list[str] = []
-                for r in replies:
-                    uid = str(r.data.get("user"))
-                    if uid not in users:
-                        users.append(uid)
-                out["thread_ts"] = m.ts
-                out["reply_count"] = len(replies)
-                out["reply_users_count"] = len(users)
-                out["reply_users"] = users[:5]
-                out["latest_reply"] = replies[-1].ts
-        return out
-
-    def listing(self, conv: Conversation, viewer: str | None) -> list[JsonDict]:
-        """All messages of a conversation in ts order as ``viewer`` sees them.
-
-        Each carries ``channel``; ephemeral ones add ``is_ephemeral`` and ``visible_to``.
-        """
-        return [
-            self.present(conv, m)
-            for m in conv.messages
-            if m.visible_to is None or m.visible_to == viewer
-        ]
-
-    def present(self, conv: Conversation, m: StoredMessage) -> JsonDict:
-        """One message as :meth:`listing` shows it."""
-        item = self.render(conv, m)
-        item["channel"] = conv.id
-        if m.visible_to is not None:
-            item["is_ephemeral"] = True
-            item["visible_to"] = m.visible_to
-        return item
-
     def update_message(
         self,
         m: StoredMessage,
@@ -431,7 +390,7 @@ class Workspace(Team):
             raise SandboxError("no_text", "text or blocks is required")
         if truthy(payload.get("replace_original")) and original is not None:
             self.update_message(original, text=text or "", blocks=blocks or [], editor=self.bot.id)
-            return self.present(conv, original)
+            return present(conv, original)
         response_type = payload.get("response_type", "ephemeral")
         if response_type not in ("ephemeral", "in_channel"):
             raise SandboxError("invalid_payload", "response_type must be ephemeral or in_channel")
@@ -446,7 +405,7 @@ class Workspace(Team):
         )
         ctx.original_ts = stored.ts
         ctx.original_ephemeral = stored.visible_to is not None
-        return self.present(conv, stored)
+        return present(conv, stored)
 
     # -- faults ----------------------------------------------------------------------------
 

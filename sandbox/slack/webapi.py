@@ -20,6 +20,7 @@ from aiohttp import web
 from .blocks import parse_blocks
 from .common import JsonDict, SandboxError, truthy
 from .conversations import Conversation
+from .presentation import render
 from .state import Workspace
 from .team import SandboxUser
 
@@ -253,7 +254,7 @@ class WebApi:
             "ok": True,
             "channel": conv.id,
             "ts": stored.ts,
-            "message": self.ws.render(conv, stored),
+            "message": render(conv, stored),
         }
 
     def chat_post_ephemeral(self, p: JsonDict) -> JsonDict:
@@ -290,7 +291,7 @@ class WebApi:
         self.ws.update_message(found, text=text, blocks=blocks, editor=self._bot.id)
         if attachments is not None:
             found.data["attachments"] = attachments
-        message = self.ws.render(conv, found)
+        message = render(conv, found)
         return {
             "ok": True,
             "channel": conv.id,
@@ -346,7 +347,7 @@ class WebApi:
     def conversations_history(self, p: JsonDict) -> JsonDict:
         conv = self._channel(p)
         top = [
-            self.ws.render(conv, m)
+            render(conv, m)
             for m in reversed(conv.messages)
             if m.visible_to is None and m.root_ts == m.ts
         ]
@@ -367,9 +368,7 @@ class WebApi:
             raise SandboxError("thread_not_found")
         root = parent.root_ts
         thread = [
-            self.ws.render(conv, m)
-            for m in conv.messages
-            if m.visible_to is None and m.root_ts == root
+            render(conv, m) for m in conv.messages if m.visible_to is None and m.root_ts == root
         ]
         page, cursor = paginate(
             thread, p, key=lambda m: str(m["ts"]), prefix="next_ts", default=100
