@@ -561,12 +561,12 @@ class SlackSandbox:
 
     def fail_next(self, method: str, times: int = 1, retry_after: int = 1) -> None:
         """Answer the next ``times`` calls of a Web API method with HTTP 429."""
-        self.workspace.add_fault(method, times, retry_after)
+        self.workspace.faults.add(method, times, retry_after)
 
     def faults(self) -> dict[str, JsonDict]:
         return {
             m: {"remaining": f.remaining, "retry_after": f.retry_after}
-            for m, f in self.workspace.faults.items()
+            for m, f in self.workspace.faults.pending().items()
         }
 
     def deliveries(self) -> list[JsonDict]:

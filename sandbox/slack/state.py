@@ -18,6 +18,7 @@ from .blocks import parse_blocks
 from .changes import Changes, Snapshot
 from .common import JsonDict, SandboxError, truthy
 from .conversations import Conversation, StoredMessage, TsClock
+from .faults import Faults
 from .presentation import present
 from .team import SLACKBOT_ID, SandboxSeed, Team
 from .team import SandboxUser as SandboxUser  # sandbox.slack.state.SandboxUser stays importable
@@ -43,14 +44,6 @@ class ResponseUrl:
     original_ephemeral: bool = False
     thread_ts: str | None = None
     uses: int = 0
-
-
-@dataclass
-class Fault:
-    """Pending 429 answers for one Web API method."""
-
-    remaining: int
-    retry_after: int
 
 
 class Workspace(Team):
@@ -79,7 +72,7 @@ class Workspace(Team):
         self._view_counter = 0
         self.home_views: dict[str, JsonDict] = {}
         self.response_urls: dict[str, ResponseUrl] = {}
-        self.faults: dict[str, Fault] = {}
+        self.faults = Faults()
         # Changes since the last save; None while nothing is stored (in memory only).
         self.changes: Changes | None = None
 
@@ -406,27 +399,3 @@ class Workspace(Team):
         ctx.original_ts = stored.ts
         ctx.original_ephemeral = stored.visible_to is not None
         return present(conv, stored)
-
-    # -- faults ----------------------------------------------------------------------------
-
-    def add_fault(self, method: str, times: int, retry_after: int) -> None:
-        if not isinstance(method, str) or not re.fullmatch(r"[a-zA-Z]+(\.[a-zA-Z]+)+", method):
-            raise SandboxError("invalid_method", "method must look like chat.postMessage")
-        if not isinstance(times, int) or isinstance(times, bool) or not 1 <= times <= 1000:
-            raise SandboxError("invalid_times", "times must be an integer from 1 to 1000")
-        if (
-            not isinstance(retry_after, int)
-            or isinstance(retry_after, bool)
-            or not 0 <= retry_after <= 3600
-        ):
-            raise SandboxError("invalid_retry_after", "retry_after must be 0..3600 seconds")
-        self.faults[method] = Fault(times, retry_after)
-
-    def take_fault(self, method: str) -> Fault | None:
-        fault = self.faults.get(method)
-        if fault is None:
-            return None
-        fault.remaining -= 1
-        if fault.remaining <= 0:
-            del self.faults[method]
-        return fault

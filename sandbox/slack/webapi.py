@@ -74,7 +74,7 @@ class WebApi:
                 token.encode(), self._bot_token.encode()
             ):
                 return self._answer(method, {"ok": False, "error": "invalid_auth"})
-        fault = self.ws.take_fault(method)
+        fault = self.ws.faults.take(method)
         if fault is not None:
             self._log(method, False, "ratelimited")
             return web.json_response(
