@@ -1,8 +1,14 @@
-"""In-memory state of the sandbox Slack workspace.
+"""In-memory state of the sandbox Slack workspace: its conversations and messages as people
+and the bot change them, App Home views, and the changes its storage is given.
 
 Everything here is synchronous and single-threaded: the sandbox runs on one event loop and
 every mutation happens between awaits, so no locking is needed. Messages are kept as the
 JSON-shaped dicts Slack returns, so they can be handed to the bot and the page unchanged.
+
+Beside it: the team and its people (:mod:`.team`), the conversation and message records
+(:mod:`.conversations`), Block Kit (:mod:`.blocks`), how messages are shown
+(:mod:`.presentation`), response URLs (:mod:`.response_urls`), injected faults
+(:mod:`.faults`) and what storage reads and writes (:mod:`.changes`).
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .blocks import parse_blocks
 from .changes import Changes, Snapshot
@@ -20,34 +25,15 @@ from .common import JsonDict, SandboxError, truthy
 from .conversations import Conversation, StoredMessage, TsClock
 from .faults import Faults
 from .presentation import present
+from .response_urls import ResponseUrl, ResponseUrls
 from .team import SLACKBOT_ID, SandboxSeed, Team
 from .team import SandboxUser as SandboxUser  # sandbox.slack.state.SandboxUser stays importable
 
 MAX_TEXT = 40_000
-RESPONSE_URL_TTL = 30 * 60.0
-RESPONSE_URL_MAX_USES = 5
-
-
-@dataclass
-class ResponseUrl:
-    """A ``response_url`` handed to the bot with a slash command or an interaction.
-
-    ``original_ts`` is the message that ``replace_original``/``delete_original`` act on: the
-    message holding the clicked button, or for a slash command the last response posted.
-    """
-
-    token: str
-    user_id: str
-    channel_id: str
-    created: float
-    original_ts: str | None = None
-    original_ephemeral: bool = False
-    thread_ts: str | None = None
-    uses: int = 0
 
 
 class Workspace(Team):
-    """Users, conversations, messages, App Home views, response URLs and faults."""
+    """A team with its conversations, messages, App Home views, response URLs and faults."""
 
     def __init__(
         self,
@@ -58,7 +44,6 @@ class Workspace(Team):
     ) -> None:
         super().__init__(seed)
         self._wall_clock = wall_clock
-        self._monotonic = monotonic
         self.clock = TsClock(wall_clock)
         created = int(wall_clock())
         self.conversations: dict[str, Conversation] = {}
@@ -71,7 +56,7 @@ class Workspace(Team):
         self._im_counter = 0
         self._view_counter = 0
         self.home_views: dict[str, JsonDict] = {}
-        self.response_urls: dict[str, ResponseUrl] = {}
+        self.response_urls = ResponseUrls(monotonic)
         self.faults = Faults()
         # Changes since the last save; None while nothing is stored (in memory only).
         self.changes: Changes | None = None
@@ -332,31 +317,17 @@ class Workspace(Team):
         original_ephemeral: bool = False,
         thread_ts: str | None = None,
     ) -> ResponseUrl:
-        ctx = ResponseUrl(
-            token=secrets.token_urlsafe(24),
+        return self.response_urls.new(
             user_id=user_id,
             channel_id=channel_id,
-            created=self._monotonic(),
             original_ts=original_ts,
             original_ephemeral=original_ephemeral,
             thread_ts=thread_ts,
         )
-        self.response_urls[ctx.token] = ctx
-        return ctx
 
     def response_url(self, token: str) -> ResponseUrl:
-        """A usable response URL: ``expired_url`` after 30 minutes, ``used_url`` after 5 uses.
-
-        The caller counts a use (``uses += 1``) once a response was applied.
-        """
-        ctx = self.response_urls.get(token)
-        if ctx is None:
-            raise SandboxError("expired_url", "unknown response_url")
-        if self._monotonic() - ctx.created > RESPONSE_URL_TTL:
-            raise SandboxError("expired_url", "the response_url is older than 30 minutes")
-        if ctx.uses >= RESPONSE_URL_MAX_USES:
-            raise SandboxError("used_url", "the response_url was already used 5 times")
-        return ctx
+        """A usable response URL (see :meth:`ResponseUrls.get`)."""
+        return self.response_urls.get(token)
 
     def respond(self, ctx: ResponseUrl, payload: JsonDict) -> JsonDict | None:
         """Apply a response (from a response_url or a synchronous reply); returns the message.
