@@ -1,14 +1,18 @@
-"""The sandbox facade: user actions that produce signed deliveries to the bot."""
+"""The sandbox facade: user actions that produce signed deliveries to the bot.
+
+:class:`SlackSandbox` runs the sandbox (standalone or mounted, its workspace stored or in
+memory), acts as people (each action delivered to the bot) and reads the workspace back for
+the page and the tests. The requests it sends are built in :mod:`.payloads`; the workspace
+itself is :mod:`.state`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import copy
 import json
 import logging
 import re
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -19,11 +23,19 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .blocks import find_action
-from .common import JsonDict, SandboxError, random_id
-from .conversations import Conversation, StoredMessage
+from .common import JsonDict, SandboxError
+from .conversations import Conversation
 from .delivery import Deliverer, cancel_all, parse_reply
 from .manifest import manifest_commands
-from .presentation import listing, present, render
+from .payloads import (
+    app_home_opened,
+    command_form,
+    event_envelope,
+    home_block_actions,
+    message_block_actions,
+    message_event,
+)
+from .presentation import listing, present
 from .state import Workspace
 from .storage import SandboxStore
 from .team import SLACKBOT_ID, SandboxSeed, SandboxUser
@@ -33,8 +45,6 @@ from .webapi import WebApi
 #: Where the application built by :meth:`SlackSandbox.app` keeps its sandbox.
 SANDBOX_KEY: web.AppKey[SlackSandbox] = web.AppKey("slack_sandbox")
 
-# Slack still sends its deprecated verification token in payloads; it is not a secret.
-VERIFICATION_TOKEN = "sandbox-verification-token"  # noqa: S105
 log = logging.getLogger("sandbox.slack")
 _COMMAND = re.compile(r"/\S{1,80}")
 MAX_COMMAND_TEXT = 4000
@@ -206,51 +216,14 @@ class SlackSandbox:
             raise SandboxError("not_in_channel", f"{user.name} is not a member of {conv.id}")
         return conv
 
-    def _envelope(self, event: JsonDict) -> JsonDict:
-        ws = self.workspace
-        context = json.dumps({"tid": ws.team_id, "aid": ws.app_id}).encode()
-        return {
-            "token": VERIFICATION_TOKEN,
-            "team_id": ws.team_id,
-            "context_team_id": ws.team_id,
-            "context_enterprise_id": None,
-            "api_app_id": ws.app_id,
-            "event": event,
-            "type": "event_callback",
-            "event_id": random_id("Ev", 10),
-            "event_time": int(time.time()),
-            "authorizations": [
-                {
-                    "enterprise_id": None,
-                    "team_id": ws.team_id,
-                    "user_id": ws.bot.id,
-                    "is_bot": True,
-                    "is_enterprise_install": False,
-                }
-            ],
-            "is_ext_shared_channel": False,
-            "event_context": "4-" + base64.urlsafe_b64encode(context).decode().rstrip("="),
-        }
-
     async def _send_event(self, event: JsonDict, wait: bool) -> tuple[str, list[JsonDict] | None]:
-        envelope = self._envelope(event)
+        envelope = event_envelope(self.workspace, event)
         if wait:
             return envelope["event_id"], await self._deliverer.deliver_event(envelope)
         task = asyncio.create_task(self._deliverer.deliver_event(envelope))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return envelope["event_id"], None
-
-    def _trigger_id(self) -> str:
-        return f"{int(time.time())}.{secrets.randbelow(10**12)}.{secrets.token_hex(16)}"
-
-    def _user_ref(self, user: SandboxUser) -> JsonDict:
-        return {
-            "id": user.id,
-            "username": user.name,
-            "name": user.name,
-            "team_id": self.workspace.team_id,
-        }
 
     # -- user actions ----------------------------------------------------------------------
 
@@ -284,7 +257,7 @@ class SlackSandbox:
             thread_ts=thread_ts,
             extra={"client_msg_id": str(uuid.uuid4())},
         )
-        event = self._event_for(conv, stored)
+        event = message_event(ws, conv, stored)
         result: JsonDict = {
             "ok": True,
             "channel": conv.id,
@@ -297,32 +270,6 @@ class SlackSandbox:
         if event is not None:
             result["event_id"], result["deliveries"] = await self._send_event(event, wait)
         return result
-
-    def _event_for(self, conv: Conversation, stored: StoredMessage) -> JsonDict | None:
-        bot = self.workspace.bot.id
-        if bot not in conv.members:
-            return None
-        data = stored.data
-        event: JsonDict = {
-            "user": data["user"],
-            "type": "message",
-            "ts": stored.ts,
-            "client_msg_id": data.get("client_msg_id"),
-            "text": data["text"],
-            "team": self.workspace.team_id,
-            "channel": conv.id,
-            "event_ts": stored.ts,
-        }
-        if "thread_ts" in data:
-            event["thread_ts"] = data["thread_ts"]
-            event["parent_user_id"] = data.get("parent_user_id")
-        if conv.is_im:
-            event["channel_type"] = "im"
-            return event
-        if re.search(rf"<@{re.escape(bot)}(\|[^>]*)?>", data["text"]):
-            event["type"] = "app_mention"
-            return event
-        return None
 
     async def run_command(self, user_id: str, channel: str, command: str, text: str) -> JsonDict:
         """Run a slash command; the bot's synchronous reply is shown as Slack shows it.
@@ -358,21 +305,7 @@ class SlackSandbox:
             }
         ctx = ws.new_response_url(user_id=user.id, channel_id=conv.id)
         response_url = self._response_url(ctx.token)
-        fields = {
-            "token": VERIFICATION_TOKEN,
-            "team_id": ws.team_id,
-            "team_domain": ws.domain,
-            "channel_id": conv.id,
-            "channel_name": ws.channel_name(conv),
-            "user_id": user.id,
-            "user_name": user.name,
-            "command": command,
-            "text": text,
-            "api_app_id": ws.app_id,
-            "is_enterprise_install": "false",
-            "response_url": response_url,
-            "trigger_id": self._trigger_id(),
-        }
+        fields = command_form(ws, user, conv, command, text, response_url)
         attempt, record = await self._deliverer.deliver_form("command", command, fields)
         shown: JsonDict | None = None
         if not attempt.ok:
@@ -444,30 +377,7 @@ class SlackSandbox:
             thread_ts=str(thread) if thread else None,
         )
         response_url = self._response_url(ctx.token)
-        payload: JsonDict = {
-            "type": "block_actions",
-            "user": self._user_ref(user),
-            "api_app_id": ws.app_id,
-            "token": VERIFICATION_TOKEN,
-            "container": {
-                "type": "message",
-                "message_ts": found.ts,
-                "channel_id": conv.id,
-                "is_ephemeral": ephemeral,
-            },
-            "trigger_id": self._trigger_id(),
-            "team": {"id": ws.team_id, "domain": ws.domain},
-            "enterprise": None,
-            "is_enterprise_install": False,
-            "channel": {"id": conv.id, "name": ws.channel_name(conv)},
-            "state": {"values": {}},
-            "response_url": response_url,
-            "actions": [_action(block, element)],
-        }
-        if thread:
-            payload["container"]["thread_ts"] = thread
-        if not ephemeral:
-            payload["message"] = render(conv, found)
+        payload = message_block_actions(ws, user, conv, found, block, element, response_url)
         await self.persist()
         _, record = await self._deliverer.deliver_form(
             "interaction", str(element["action_id"]), {"payload": json.dumps(payload)}
@@ -487,20 +397,7 @@ class SlackSandbox:
         block, element = find_action(list(view.get("blocks") or []), action_id, block_id)
         if element.get("type") != "button":
             raise SandboxError("unsupported_element", "the sandbox clicks buttons only")
-        payload: JsonDict = {
-            "type": "block_actions",
-            "user": self._user_ref(user),
-            "api_app_id": ws.app_id,
-            "token": VERIFICATION_TOKEN,
-            "container": {"type": "view", "view_id": view["id"]},
-            "trigger_id": self._trigger_id(),
-            "team": {"id": ws.team_id, "domain": ws.domain},
-            "enterprise": None,
-            "is_enterprise_install": False,
-            "view": copy.deepcopy(view),
-            "state": {"values": {}},
-            "actions": [_action(block, element)],
-        }
+        payload = home_block_actions(ws, user, view, block, element)
         _, record = await self._deliverer.deliver_form(
             "interaction", str(element["action_id"]), {"payload": json.dumps(payload)}
         )
@@ -514,15 +411,7 @@ class SlackSandbox:
         dm, _ = ws.open_im(user.id, ws.bot.id)
         await self.persist()
         view = ws.home_views.get(user.id)
-        event: JsonDict = {
-            "type": "app_home_opened",
-            "user": user.id,
-            "channel": dm.id,
-            "tab": "home",
-            "event_ts": f"{time.time():.6f}",
-        }
-        if view is not None:
-            event["view"] = copy.deepcopy(view)
+        event = app_home_opened(user, dm, view)
         event_id, deliveries = await self._send_event(event, wait)
         return {
             "ok": True,
@@ -612,21 +501,6 @@ class SlackSandbox:
                 raise TimeoutError(f"no home view for {user_id} after {within}s")
             await asyncio.sleep(0.02)
         return view
-
-
-def _action(block: JsonDict, element: JsonDict) -> JsonDict:
-    action: JsonDict = {
-        "action_id": element["action_id"],
-        "block_id": block["block_id"],
-        "text": element.get("text"),
-        "type": "button",
-        "action_ts": f"{time.time():.6f}",
-    }
-    if "value" in element:
-        action["value"] = element["value"]
-    if "style" in element:
-        action["style"] = element["style"]
-    return action
 
 
 def slack_escape(text: str) -> str:
