@@ -1,7 +1,11 @@
 """Every sentence a person reads, in one place: Slack messages and blocks
 (``handlers.blocks`` arranges them), the linking pages (``bot.identity.pages``) and the
 text for each domain error (:func:`user_message`, installed once as the app's error
-handler). Nothing else writes words for people."""
+handler). Nothing else writes words for people.
+
+Longer than the usual module on purpose: keeping every sentence in one file is what lets
+a reader check the product's voice and a reviewer check that no wording lives in code. It
+is organised in sections, one per feature."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Projects and tasks, always as the asker.
 
+(Over 600 lines on purpose: one service for the domain, each method one command's whole
+decision; the value rules live in ``values.py`` and people in ``people.py``.)
+
 Every method takes the asker's :class:`~bot.identity.model.Identity` and decides in two
 steps: the Auth0 RBAC permission from their token (``read:projects`` to read,
 ``write:projects`` to change), then OpenFGA on the object (``project:<id>#can_view`` ...,
