@@ -10,6 +10,7 @@ from typing import Any
 from .common import JsonDict, SandboxError, random_id
 
 MAX_BLOCKS = 50
+MAX_MARKDOWN = 12_000  # the text of one ``markdown`` block (what a stream writes into)
 
 
 def parse_blocks(raw: Any) -> list[JsonDict] | None:
@@ -104,6 +105,10 @@ def validate_blocks(blocks: list[Any]) -> list[str]:
                         )
             if "accessory" in block:
                 errors += _element(block["accessory"], f"{where}.accessory")
+        elif kind == "markdown":
+            text = block.get("text")
+            if not isinstance(text, str) or len(text) > MAX_MARKDOWN:
+                errors.append(f"{where}.text must be a string of at most {MAX_MARKDOWN} characters")
         elif kind == "context":
             elements = block.get("elements")
             if not isinstance(elements, list) or not 1 <= len(elements) <= 10:

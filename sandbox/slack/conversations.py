@@ -12,11 +12,18 @@ from .common import JsonDict
 
 @dataclass
 class StoredMessage:
-    """A message plus who may see it (``visible_to`` is set for ephemeral messages)."""
+    """A message plus who may see it (``visible_to`` is set for ephemeral messages).
+
+    ``streaming`` (the bot is still writing it, :mod:`.assistant`) and ``status`` (an
+    assistant thread's "is thinking…", on its root) live only as long as the process: a
+    restart ends streams and statuses, as Slack's own time out.
+    """
 
     data: JsonDict
     visible_to: str | None = None
     conversation_id: str = ""
+    streaming: bool = False
+    status: str = ""
 
     @property
     def ts(self) -> str:

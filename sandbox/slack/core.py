@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .assistant import open_thread, thread_root, thread_state
 from .blocks import find_action
 from .common import JsonDict, SandboxError
 from .conversations import Conversation
@@ -29,6 +30,7 @@ from .delivery import Deliverer, cancel_all, parse_reply
 from .manifest import manifest_commands
 from .payloads import (
     app_home_opened,
+    assistant_thread_started,
     command_form,
     event_envelope,
     home_block_actions,
@@ -421,7 +423,43 @@ class SlackSandbox:
             "deliveries": deliveries,
         }
 
+    async def open_assistant(
+        self, user_id: str, *, context_channel: str | None = None, wait: bool = True
+    ) -> JsonDict:
+        """Open the app's assistant pane as a person: a new thread in their DM with the bot,
+        and ``assistant_thread_started`` (its ``context`` names ``context_channel``, the
+        channel the person was looking at, when given). Returns ``{"ok", "channel",
+        "thread_ts", "event_id", "deliveries"}``."""
+        await self.load()
+        ws = self.workspace
+        user = ws.human(user_id)
+        dm, root, context = open_thread(ws, user, context_channel)
+        await self.persist()
+        event = assistant_thread_started(user, dm, root, context)
+        event_id, deliveries = await self._send_event(event, wait)
+        return {
+            "ok": True,
+            "channel": dm.id,
+            "thread_ts": root.ts,
+            "event_id": event_id,
+            "deliveries": deliveries,
+        }
+
     # -- reading ---------------------------------------------------------------------------
+
+    def assistant_thread(self, channel: str, thread_ts: str) -> JsonDict | None:
+        """An assistant thread's title, status and suggested prompts (None if the thread
+        does not exist or is not an assistant thread)."""
+        conv = self.workspace.conversations.get(channel)
+        if conv is None:
+            return None
+        try:
+            root = thread_root(self.workspace, conv, thread_ts)
+        except SandboxError:
+            return None
+        if root.data.get("subtype") != "assistant_app_thread":
+            return None
+        return thread_state(root)
 
     def messages(self, channel: str, *, viewer: str | None = None) -> list[JsonDict]:
         """A conversation's messages in ts order, thread replies included (flat).

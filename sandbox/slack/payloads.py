@@ -90,6 +90,22 @@ def app_home_opened(user: SandboxUser, dm: Conversation, view: JsonDict | None) 
     return event
 
 
+def assistant_thread_started(
+    user: SandboxUser, dm: Conversation, root: StoredMessage, context: JsonDict
+) -> JsonDict:
+    """A person opened the app's assistant pane: a new thread in their DM with the app."""
+    return {
+        "type": "assistant_thread_started",
+        "assistant_thread": {
+            "user_id": user.id,
+            "context": copy.deepcopy(context),
+            "channel_id": dm.id,
+            "thread_ts": root.ts,
+        },
+        "event_ts": f"{time.time():.6f}",
+    }
+
+
 def command_form(
     ws: Workspace,
     user: SandboxUser,

@@ -35,7 +35,9 @@ def render(conv: Conversation, m: StoredMessage) -> JsonDict:
 def listing(conv: Conversation, viewer: str | None) -> list[JsonDict]:
     """All messages of a conversation in ts order as ``viewer`` sees them.
 
-    Each carries ``channel``; ephemeral ones add ``is_ephemeral`` and ``visible_to``.
+    Each carries ``channel``; ephemeral ones add ``is_ephemeral`` and ``visible_to``, one
+    the bot is still streaming ``is_streaming``, and an assistant thread's root its
+    ``assistant_status`` while one is set.
     """
     return [
         present(conv, m) for m in conv.messages if m.visible_to is None or m.visible_to == viewer
@@ -49,4 +51,8 @@ def present(conv: Conversation, m: StoredMessage) -> JsonDict:
     if m.visible_to is not None:
         item["is_ephemeral"] = True
         item["visible_to"] = m.visible_to
+    if m.streaming:
+        item["is_streaming"] = True
+    if m.status:
+        item["assistant_status"] = m.status
     return item

@@ -79,6 +79,10 @@ class Workspace(Team):
         if self.changes is not None:
             self.changes.messages[(m.conversation_id, m.ts)] = None if deleted else m
 
+    def changed(self, m: StoredMessage) -> None:
+        """Record that a message was changed in place (to be saved)."""
+        self._changed_message(m)
+
     def restore(self, snapshot: Snapshot) -> None:
         """Add what a previous run stored: DMs, messages and App Home views.
 
@@ -207,6 +211,9 @@ class Workspace(Team):
             parent = self.find(conv, root, viewer=None)
             if parent is not None:
                 data["parent_user_id"] = parent.data.get("user")
+                if user_id == self.bot.id:
+                    # As in Slack, the app's reply ends its "is thinking…" status.
+                    parent.status = ""
         if extra:
             data.update(extra)
         stored = StoredMessage(data, visible_to, conv.id)

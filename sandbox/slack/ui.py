@@ -66,6 +66,12 @@ class Sandbox(Protocol):
 
     async def open_home(self, user_id: str, *, wait: bool = True) -> JsonDict: ...
 
+    async def open_assistant(
+        self, user_id: str, *, context_channel: str | None = None, wait: bool = True
+    ) -> JsonDict: ...
+
+    def assistant_thread(self, channel: str, thread_ts: str) -> JsonDict | None: ...
+
     def messages(self, channel: str, *, viewer: str | None = None) -> list[JsonDict]: ...
 
     def home_view(self, user_id: str) -> JsonDict | None: ...
@@ -269,6 +275,26 @@ class _Routes:
             raise SandboxError("missing_field", "user is required")
         return web.json_response({"view": self.sb.home_view(user)})
 
+    async def open_assistant(self, request: web.Request) -> web.Response:
+        self.sb.learn_public_url(request, "ui/assistant")
+        body = await _body(request)
+        result = await self.sb.open_assistant(
+            _req(body, "user"),
+            context_channel=_str(body, "context_channel", required=False),
+            wait=_bool(body, "wait", False),
+        )
+        return web.json_response(result)
+
+    async def read_assistant(self, request: web.Request) -> web.Response:
+        channel = request.query.get("channel")
+        thread_ts = request.query.get("thread_ts")
+        if not channel or not thread_ts:
+            raise SandboxError("missing_field", "channel and thread_ts are required")
+        thread = self.sb.assistant_thread(channel, thread_ts)
+        if thread is None:
+            raise SandboxError("thread_not_found", "no assistant thread there")
+        return web.json_response({"thread": thread})
+
     async def read_faults(self, request: web.Request) -> web.Response:
         return web.json_response({"faults": self.sb.faults()})
 
@@ -317,6 +343,8 @@ def build_app(sandbox: Sandbox) -> web.Application:
     app.router.add_post("/ui/actions", r.action)
     app.router.add_get("/ui/home", r.read_home)
     app.router.add_post("/ui/home", r.open_home)
+    app.router.add_get("/ui/assistant", r.read_assistant)
+    app.router.add_post("/ui/assistant", r.open_assistant)
     app.router.add_get("/ui/faults", r.read_faults)
     app.router.add_post("/ui/faults", r.add_fault)
     app.router.add_get("/ui/deliveries", r.read_deliveries)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from .assistant import AssistantMethods
 from .blocks import parse_blocks
 from .common import JsonDict, SandboxError, truthy
 from .conversations import Conversation
@@ -55,6 +56,8 @@ class WebApi:
             "users.list": self.users_list,
             "views.publish": self.views_publish,
         }
+        # Streaming and assistant threads (what Slack gives AI apps).
+        self.methods.update(AssistantMethods(workspace).methods())
 
     # -- HTTP ------------------------------------------------------------------------------
 

@@ -254,6 +254,12 @@
         return el("div", "unsupported", ["[image: " + (block.alt_text || "") + "]"]);
       case "rich_text":
         return el("div", "b-text", [richText(block)]);
+      case "markdown": {
+        // Standard Markdown (what a stream writes): shown with the mrkdwn renderer.
+        const span = document.createElement("span");
+        span.innerHTML = mrkdwn(String(block.text || "").replace(/\*\*(\S(?:[^*\n]*\S)?)\*\*/g, "*$1*"));
+        return el("div", "b-text b-markdown", [span]);
+      }
       default:
         return unsupported(block.type + " block");
     }
@@ -313,7 +319,9 @@
 
     const ctx = { kind: "message", channel: m.channel, ts: m.ts };
     let content;
-    if (Array.isArray(m.blocks) && m.blocks.length) {
+    if (m.subtype === "assistant_app_thread") {
+      content = el("div", "text assistant-root", [assistantTitle(m)]);
+    } else if (Array.isArray(m.blocks) && m.blocks.length) {
       content = renderBlocks(m.blocks, ctx);
     } else {
       content = el("div", "text");
@@ -325,6 +333,11 @@
         att.innerHTML = mrkdwn(a.text || a.fallback || "");
         content.append(att);
       }
+    }
+    if (m.is_streaming) {
+      const writing = el("span", "streaming", ["writing…"]);
+      writing.dataset.testid = "streaming";
+      content.append(writing);
     }
     if (m.is_ephemeral) {
       const wrap = el("div", "ephemeral");
@@ -386,8 +399,53 @@
     const box = $("thread-messages");
     box.replaceChildren();
     const items = state.messages.filter((m) => m.ts === state.thread || m.thread_ts === state.thread);
+    const root = items.find((m) => m.ts === state.thread);
+    renderAssistantHead(root && root.subtype === "assistant_app_thread" ? root : null);
     for (const m of items) box.append(renderMessage(m, true));
     box.scrollTop = box.scrollHeight;
+  }
+
+  // ---------------------------------------------------------------- assistant pane
+
+  function assistantTitle(root) {
+    const info = root.assistant_app_thread || {};
+    return info.title || "New assistant chat";
+  }
+
+  // The head of an assistant thread: its title, the app's suggested prompts (a click
+  // sends one) and its status while it thinks.
+  function renderAssistantHead(root) {
+    const head = $("assistant-head");
+    $("thread-kind").textContent = root ? "Assistant" : "Thread";
+    head.hidden = !root;
+    if (!root) return;
+    $("assistant-title").textContent = assistantTitle(root);
+    const suggested = (root.assistant_app_thread || {}).suggested_prompts || {};
+    const prompts = $("assistant-prompts");
+    prompts.replaceChildren();
+    if (suggested.title) prompts.append(el("div", "prompts-title", [suggested.title]));
+    for (const p of suggested.prompts || []) {
+      const b = el("button", "btn");
+      b.type = "button";
+      b.dataset.testid = "suggested-prompt";
+      b.textContent = p.title;
+      b.title = p.message;
+      b.addEventListener("click", () => send(p.message, state.thread).catch((e) => status(e.message, true)));
+      prompts.append(b);
+    }
+    $("assistant-status").textContent = root.assistant_status
+      ? state.ws.bot.name + " " + root.assistant_status
+      : "";
+  }
+
+  async function openAssistant() {
+    const context = state.view && state.view.kind === "channel" ? state.view.id : undefined;
+    status("Opening the assistant…");
+    const result = await post("ui/assistant", { user: state.user, context_channel: context });
+    select({ kind: "dm", id: state.ws.bot.user_id });
+    state.thread = result.thread_ts;
+    status("");
+    await refresh();
   }
 
   function openThread(ts) {
@@ -670,6 +728,11 @@
     $("nav-home").addEventListener("click", (ev) => {
       ev.preventDefault();
       select({ kind: "home" });
+    });
+    $("nav-assistant").addEventListener("click", (ev) => {
+      ev.preventDefault();
+      showNav(false);
+      openAssistant().catch((e) => status(e.message, true));
     });
     window.addEventListener("hashchange", () => select(viewFromHash()));
     $("thread-close").addEventListener("click", () => {
