@@ -19,6 +19,7 @@ from slack_bolt.context.set_suggested_prompts.async_set_suggested_prompts import
     AsyncSetSuggestedPrompts,
 )
 from slack_bolt.context.set_title.async_set_title import AsyncSetTitle
+from slack_bolt.middleware.async_custom_middleware import AsyncCustomMiddleware
 
 from bot import messages as words
 from bot.knowledge.answers import Conversation
@@ -40,10 +41,13 @@ async def _starter_is_the_user(
     await next()
 
 
-def _listen(decorator: Any, listener: Callable[..., Awaitable[None]], *middleware: Any) -> None:
-    """Registers ``listener`` with Bolt's assistant ``decorator`` (its listener middleware
-    is a list, whatever its annotation says)."""
-    decorator(middleware=list(middleware))(listener)
+def _listen(
+    decorator: Any, listener: Callable[..., Awaitable[None]], *middleware: Callable[..., Any]
+) -> None:
+    """Registers ``listener`` with Bolt's assistant ``decorator``. Unlike the app's own
+    decorators it takes listener middleware only as a list of middleware objects."""
+    wrapped = [AsyncCustomMiddleware(app_name="pmbot", func=m) for m in middleware]
+    decorator(middleware=wrapped)(listener)
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
