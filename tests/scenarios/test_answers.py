@@ -358,3 +358,20 @@ async def test_a_slow_model_is_given_up_in_bounded_time(
         await bot.ingress.drain()
         (late,) = in_thread(bot, dm, str(posted["ts"]), viewer="U0BOB")
         assert "I can't answer right now: the language model took too long" in late["text"]
+
+
+async def test_authorization_unavailable_answers_nothing_and_says_so(
+    bot: Harness, llm: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from authz.ports import AuthzUnavailable
+
+    async def down(*args: object, **kwargs: object) -> Any:
+        raise AuthzUnavailable("engine down")
+
+    for method in ("check", "batch_check", "list_objects"):
+        monkeypatch.setattr(bot.deps.authz, method, down)
+    ts = await mention(bot, "U0BOB", "C0APOLLO", QUESTION)
+    (reply,) = in_thread(bot, "C0APOLLO", ts, viewer="U0BOB")
+    assert reply.get("is_ephemeral") and "Authorization is unavailable" in reply["text"]
+    assert in_thread(bot, "C0APOLLO", ts, viewer="U0ALICE") == []
+    assert llm.prompts == [] and await answers(bot) == []

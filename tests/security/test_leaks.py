@@ -35,7 +35,14 @@ from bot.projects.models import Chunk, Document, Project
 from bot.storage.models import SlackLink
 from sandbox.slack import SandboxSeed, SandboxUser
 from tests.fakes.openai import OpenAIServer, openai_server, sources_in
-from tests.support import Harness, running_bot
+from tests.support import (
+    BOT_TOKEN,
+    CLIENT_SECRET,
+    ENCRYPTION_KEYS,
+    SIGNING_SECRET,
+    Harness,
+    running_bot,
+)
 
 TEAM = "T0SANDBOX"
 PEOPLE = 5
@@ -466,3 +473,6 @@ def test_nothing_reaches_a_reader_who_may_not_view_it(sqlite_url: str) -> None:
         property_holds()
         # The property was exercised, not skipped: answers went out and prompts were sent.
         assert llm.prompts
+        # Invariant 5 on the way: no secret of the bot reaches the model.
+        for secret in (BOT_TOKEN, SIGNING_SECRET, CLIENT_SECRET, ENCRYPTION_KEYS, "sk-test-leaks"):
+            assert not [p for p in llm.prompt_texts if secret in p]

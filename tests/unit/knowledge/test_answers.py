@@ -329,3 +329,25 @@ def test_the_fake_server_reads_pmbots_prompt() -> None:
     prepared = prepared_with([passage(1, "d1", "Alpha is late.", "Status")], "alpha?")
     _, user = prompt(prepared)
     assert json.loads(json.dumps(sources_in([{"content": user.content}])))[0]["title"] == "Status"
+
+
+def test_a_model_needs_an_endpoint() -> None:
+    from bot.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError) as err:
+        load_settings(OPENAI_MODEL="gpt-4o-mini")
+    assert err.value.problems == ["SETTINGS: OPENAI_MODEL needs OPENAI_BASE_URL or OPENAI_API_KEY"]
+    assert load_settings(OPENAI_MODEL="m", OPENAI_BASE_URL="http://127.0.0.1:1/v1").openai_model
+
+
+async def test_authorization_that_cannot_decide_answers_nothing() -> None:
+    from authz.ports import AuthzUnavailable
+
+    class Down(Knowledge):
+        async def search(self, query: str, *, viewers: Sequence[str], k: int) -> list[Passage]:
+            raise AuthzUnavailable("down")
+
+    with pytest.raises(AuthzUnavailable):
+        await service(Down([], {}), Audience("C1", (ALICE,))).prepare(
+            "launch?", asker=identity("auth0|alice"), conversation=CHANNEL
+        )
