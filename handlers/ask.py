@@ -129,8 +129,8 @@ async def answer(deps: Deps, asker: Identity, text: str, where: Where) -> None:
         return
     draft = deps.answers.draft(prepared)
     if where.respond is not None or prepared.withheld:
-        await _answer_whole(deps, where, prepared, draft)
-        if prepared.withheld and where.respond is None:
+        answered = await _answer_whole(deps, where, prepared, draft)
+        if answered and prepared.withheld and where.respond is None:
             await _tell_conversation(deps, where, words.withheld_note(where.asker_user_id))
         return
     await _answer_streamed(deps, where, prepared, draft)
@@ -182,12 +182,13 @@ def _intro(draft: Draft) -> str:
     return f"{words.ANSWER_EXTRACT_INTRO}\n" if draft.extractive else ""
 
 
-async def _answer_whole(deps: Deps, where: Where, prepared: Prepared, draft: Draft) -> None:
-    """The answer in one message for the asker alone."""
+async def _answer_whole(deps: Deps, where: Where, prepared: Prepared, draft: Draft) -> bool:
+    """The answer in one message for the asker alone; False when there was none to give
+    (the asker is told why)."""
     written = await draft.whole()
-    if draft.failure is not None and not written:
+    if draft.failure is not None and not written.strip():
         await _tell_asker(deps, where, words.model_failure(draft.failure.value, partial=False))
-        return
+        return False
     text = _intro(draft) + written
     if draft.failure is not None:
         text += "\n\n" + words.model_failure(draft.failure.value, partial=True)
@@ -200,7 +201,7 @@ async def _answer_whole(deps: Deps, where: Where, prepared: Prepared, draft: Dra
         await where.respond(
             text=plain, blocks=built, response_type="ephemeral", replace_original=False
         )
-        return
+        return True
     await deps.slack.chat_postEphemeral(
         channel=where.conversation.channel_id,
         user=where.asker_user_id,
@@ -208,6 +209,7 @@ async def _answer_whole(deps: Deps, where: Where, prepared: Prepared, draft: Dra
         blocks=built,
         thread_ts=where.reply_thread,
     )
+    return True
 
 
 async def _answer_streamed(deps: Deps, where: Where, prepared: Prepared, draft: Draft) -> None:

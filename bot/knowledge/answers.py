@@ -382,6 +382,7 @@ class Draft:
                 self.failure = exc.failure
         if rest := self._filter.flush():
             yield self._kept(rest)
+        self._nothing_written()
 
     async def whole(self) -> str:
         if self.prepared.found and self._model is not None:
@@ -391,10 +392,17 @@ class Draft:
                 self.failure = exc.failure
                 return ""
             self._kept(self._filter.feed(written) + self._filter.flush())
+            self._nothing_written()
             return self.text
         async for _ in self.stream():
             pass
         return self.text
+
+    def _nothing_written(self) -> None:
+        """A model whose whole answer was blank (or only citations of nothing given) gave
+        no answer."""
+        if self._model is not None and self.failure is None and not self.text.strip():
+            self.failure = ModelFailure.EMPTY
 
 
 def prompt(prepared: Prepared) -> list[ChatMessage]:

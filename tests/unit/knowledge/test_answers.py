@@ -8,7 +8,7 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -18,6 +18,7 @@ from bot.knowledge.answers import (
     AnswerService,
     CitationFilter,
     Conversation,
+    Draft,
     Prepared,
     QuestionProblem,
     UnusableQuestion,
@@ -351,3 +352,29 @@ async def test_authorization_that_cannot_decide_answers_nothing() -> None:
         await service(Down([], {}), Audience("C1", (ALICE,))).prepare(
             "launch?", asker=identity("auth0|alice"), conversation=CHANNEL
         )
+
+
+class Scripted:
+    """A chat model that writes ``text``, whatever it is asked."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+        yield self.text
+
+    async def complete(self, messages: Sequence[ChatMessage]) -> str:
+        return self.text
+
+
+async def test_a_model_that_writes_nothing_usable_gave_no_answer() -> None:
+    prepared = prepared_with([passage(1, "d1", "Alpha is late.")], "alpha?")
+    for text in (" \n ", "[7] [9]"):
+        streamed = Draft(prepared, Scripted(text))
+        assert "".join([p async for p in streamed.stream()]).strip() == ""
+        assert streamed.failure is ModelFailure.EMPTY and not streamed.cited
+        whole = Draft(prepared, Scripted(text))
+        assert not (await whole.whole()).strip() and whole.failure is ModelFailure.EMPTY
+    fine = Draft(prepared, Scripted("Alpha is late [1]."))
+    assert await fine.whole() == "Alpha is late [1]." and fine.failure is None
+    assert [s.number for s in fine.cited] == [1]
