@@ -15,7 +15,7 @@ from authz.ids import fga_user, fga_workspace
 from authz.ports import TupleKey
 from bot.storage.models import SlackLink
 
-PERMISSIONS = ("read:projects", "write:projects", "manage:calendar", "delete:projects")
+PERMISSIONS = ("read:projects", "write:projects", "manage:calendar", "manage:projects")
 
 # Link request ids are ``secrets.token_urlsafe(32)``: anything else is refused before it
 # reaches a query (a NUL byte, for one, makes PostgreSQL's driver raise).

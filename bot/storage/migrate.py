@@ -20,6 +20,7 @@ def target_metadata() -> list[MetaData]:
     two)."""
     import bot.projects.models  # noqa: F401 - registers the projects tables on Base
     from authz.embedded.tables import authz_metadata
+    from bot import audit  # noqa: F401 - registers the audit log on Base
     from bot.knowledge import feedback  # noqa: F401 - registers the answers tables on Base
     from bot.storage.models import Base
 

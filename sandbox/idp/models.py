@@ -11,7 +11,7 @@ ALL_PERMISSIONS: tuple[str, ...] = (
     "read:projects",
     "write:projects",
     "manage:calendar",
-    "delete:projects",
+    "manage:projects",
 )
 
 GRANT_AUTHORIZATION_CODE = "authorization_code"
@@ -69,7 +69,7 @@ def default_users() -> list[IdpUser]:
     """
     permissions = {
         "alice": list(ALL_PERMISSIONS),
-        "bob": ["read:projects", "write:projects"],
+        "bob": ["read:projects", "write:projects", "manage:calendar", "manage:projects"],
         "carol": ["read:projects"],
         "dave": [],
     }

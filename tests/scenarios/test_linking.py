@@ -86,7 +86,7 @@ async def test_link_whoami_and_unlink_through_slack(bot: Harness) -> None:
             if "Permissions:" in m.get("text", "")
         ]
     )
-    assert "auth0|alice" in whoami[0]["text"] and "delete:projects" in whoami[0]["text"]
+    assert "auth0|alice" in whoami[0]["text"] and "manage:projects" in whoami[0]["text"]
 
     await bot.sandbox.run_command("U0ALICE", "C0GENERAL", "/pm", "unlink")
     await eventually(
@@ -262,20 +262,20 @@ async def test_identity_provider_down_writes_nothing(bot: Harness) -> None:
 
 
 async def test_expired_permissions_are_refreshed(bot: Harness) -> None:
-    await bot.link("U0BOB", "bob@example.com")
+    await bot.link("U0CAROL", "carol@example.com")
     async with bot.deps.db.session() as session:
         await session.execute(
             update(SlackLink).values(
                 permissions="[]", permissions_expire_at=datetime.now(UTC) - timedelta(seconds=1)
             )
         )
-    identity = await bot.deps.identity.require(TEAM, "U0BOB")
-    assert identity.permissions == {"read:projects", "write:projects"}
-    bot.deps.identity.require_permission(identity, "write:projects")
+    identity = await bot.deps.identity.require(TEAM, "U0CAROL")
+    assert identity.permissions == {"read:projects"}
+    bot.deps.identity.require_permission(identity, "read:projects")
     from bot.errors import PermissionDenied
 
     with pytest.raises(PermissionDenied):
-        bot.deps.identity.require_permission(identity, "delete:projects")
+        bot.deps.identity.require_permission(identity, "write:projects")
 
 
 async def test_refresh_tokens_are_encrypted_at_rest(bot: Harness) -> None:

@@ -210,7 +210,7 @@ async def test_a_refresh_token_copied_to_another_row_does_not_decrypt(bot: Harne
         )
     await expire_permissions(bot, "U0BOB")
     bob = await bot.deps.identity.require(TEAM, "U0BOB")
-    assert bob.needs_relink and "delete:projects" not in bob.permissions
+    assert bob.needs_relink and "manage:projects" not in bob.permissions
 
 
 # -- 9. refresh tokens: rotation and re-linking ---------------------------------------------
@@ -223,7 +223,12 @@ async def test_rotated_refresh_tokens_are_kept(bot: Harness) -> None:
         await expire_permissions(bot, "U0BOB")
         identity = await bot.deps.identity.require(TEAM, "U0BOB")
         assert not identity.needs_relink
-        assert identity.permissions == {"read:projects", "write:projects"}
+        assert identity.permissions == {
+            "read:projects",
+            "write:projects",
+            "manage:calendar",
+            "manage:projects",
+        }
 
 
 async def test_relinking_asks_first_and_revokes_the_replaced_identity(bot: Harness) -> None:

@@ -115,7 +115,7 @@ async def test_code_exchange_returns_auth0_shaped_tokens(idp: Idp) -> None:
         "read:projects",
         "write:projects",
         "manage:calendar",
-        "delete:projects",
+        "manage:projects",
     ]
     assert access["exp"] - access["iat"] == 3600
 
