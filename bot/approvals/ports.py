@@ -44,3 +44,46 @@ class ApprovalRequests(Protocol):
         """Create (or find) the approval for ``action``; raise ``bot.agent.tool.ToolFailure``
         or a domain error when the asker may not even ask (e.g. cannot view the project)."""
         ...
+
+
+# -- CIBA (Client-Initiated Backchannel Authentication) -------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CibaStarted:
+    """``/bc-authorize`` accepted the request."""
+
+    auth_req_id: str
+    expires_in: int  # seconds
+    interval: int  # seconds between polls (5 when the provider does not say)
+
+
+class CibaPollState(enum.StrEnum):
+    PENDING = "authorization_pending"
+    SLOW_DOWN = "slow_down"
+    DENIED = "access_denied"
+    EXPIRED = "expired_token"
+    GRANTED = "granted"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CibaPoll:
+    """One poll of the token endpoint. ``sub`` is the verified subject of the granted ID
+    token (``GRANTED`` only); nothing else of the tokens is kept."""
+
+    state: CibaPollState
+    sub: str | None = None
+
+
+class CibaClient(Protocol):
+    async def start(
+        self, *, sub: str, binding_message: str, requested_expiry: int, scope: str = "openid"
+    ) -> CibaStarted:
+        """``/bc-authorize`` for the user ``sub`` (``login_hint`` iss_sub JSON).
+        ``bot.errors.ServiceUnavailable`` when the provider cannot be reached."""
+        ...
+
+    async def poll(self, auth_req_id: str) -> CibaPoll:
+        """The CIBA grant at the token endpoint. ``ServiceUnavailable`` when the provider
+        cannot be reached (the caller retries until the approval expires)."""
+        ...
