@@ -48,18 +48,11 @@ class Federation:
     def account(self, sub: str, connection: str) -> ConnectedAccount | None:
         return self._accounts.get((sub, connection))
 
-    def issue(self, account: ConnectedAccount, *, prefix: str = "ya29.sandbox-") -> IssuedToken:
+    def issue(self, account: ConnectedAccount, *, prefix: str = "ya29.sandbox-") -> str:
         """A new access token for ``account`` (Slack user tokens use ``xoxp-``)."""
         token = prefix + secrets.token_urlsafe(24)
-        issued = IssuedToken(account=account, expires_at=time.time() + self.token_ttl)
-        self._tokens[token] = issued
-        return issued
-
-    def token_of(self, issued: IssuedToken) -> str:
-        for token, value in self._tokens.items():
-            if value is issued:
-                return token
-        raise KeyError("not issued here")
+        self._tokens[token] = IssuedToken(account=account, expires_at=time.time() + self.token_ttl)
+        return token
 
     def resolve(self, token: str) -> ConnectedAccount | None:
         """The account a live token was issued for, or None (unknown or expired)."""
