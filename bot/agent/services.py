@@ -12,7 +12,7 @@ from bot.projects.people import SlackPeople
 from bot.projects.service import ProjectsService
 from bot.providers.ports import CalendarApi, SlackAsUser
 from bot.settings import Settings
-from bot.vault.ports import TokenVault
+from bot.vault.ports import ConnectLinks, TokenVault
 
 
 @dataclass(kw_only=True)
@@ -27,3 +27,4 @@ class AgentServices:
     vault: TokenVault
     calendar: CalendarApi
     slack_as_user: SlackAsUser
+    connect: ConnectLinks

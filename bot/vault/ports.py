@@ -51,3 +51,24 @@ class TokenVault(Protocol):
         """A provider token for ``identity`` (cached in memory until shortly before it
         expires); :class:`ConnectionRequired` or ``bot.errors.ServiceUnavailable``."""
         ...
+
+
+class ConnectLinks(Protocol):
+    async def connect_url(
+        self,
+        identity: Identity,
+        connection: Connection,
+        *,
+        scopes: frozenset[str] = frozenset(),
+        resume_id: str | None = None,
+    ) -> str:
+        """A pmbot page (bound to this Slack user) that starts Auth0's Connected Accounts
+        flow for ``connection``; once the account is connected, the request ``resume_id``
+        (if any) is resumed through the hook given to the connect flows."""
+        ...
+
+
+class ResumeHook(Protocol):
+    async def __call__(self, resume_id: str) -> None:
+        """Run again the request that waited for a connected account."""
+        ...
