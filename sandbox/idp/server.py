@@ -9,7 +9,8 @@ application) and :func:`serve`. The endpoints live beside it: discovery and JWKS
 :mod:`sandbox.idp.discovery`, ``/authorize`` and the login page in
 :mod:`sandbox.idp.authorize`, ``/oauth/token`` and its grants in :mod:`sandbox.idp.tokens`,
 ``/userinfo`` and ``/oauth/revoke`` in :mod:`sandbox.idp.userinfo`, ``/bc-authorize`` and
-the CIBA grant in :mod:`sandbox.idp.ciba`. What they share is the
+the CIBA grant in :mod:`sandbox.idp.ciba`, the authenticator page that answers CIBA
+requests in :mod:`sandbox.idp.authenticator`. What they share is the
 :class:`~sandbox.idp.tenant.Tenant`; errors, body parameters, client authentication and
 PKCE are in :mod:`sandbox.idp.oauth`.
 """
@@ -23,6 +24,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from sandbox.idp.authenticator import AuthenticatorPage
 from sandbox.idp.authorize import LoginEndpoints
 from sandbox.idp.ciba import CibaRequests
 from sandbox.idp.discovery import DiscoveryEndpoints
@@ -77,6 +79,7 @@ class DevIdentityProvider:
         # CIBA: /bc-authorize, the CIBA grant and their test controls (approve, deny,
         # expire, set_delay); see sandbox.idp.ciba.
         self.ciba = CibaRequests(self._tenant, self._tokens)
+        self._authenticator = AuthenticatorPage(self._tenant, self.ciba)
 
     # -- configuration -----------------------------------------------------------
 
@@ -170,6 +173,8 @@ class DevIdentityProvider:
         app.router.add_post("/oauth/revoke", self._userinfo.revoke)
         app.router.add_get("/userinfo", self._userinfo.userinfo)
         app.router.add_post("/bc-authorize", self.ciba.bc_authorize)
+        app.router.add_get("/authenticator", self._authenticator.page)
+        app.router.add_post("/authenticator", self._authenticator.act)
         return app
 
     # -- plumbing ----------------------------------------------------------------
