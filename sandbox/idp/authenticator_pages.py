@@ -44,7 +44,7 @@ text-decoration:underline;cursor:pointer;font-size:.85rem;padding:0}
 #: What a finished action says at the top of the page (keys are the ``done`` values).
 FLASHES = {
     "approved": ("Approved. The application can go ahead.", ""),
-    "denied": ("Denied. The application was told no.", ""),
+    "denied": ("Denied. The application was told no.", " gone"),
     "gone": (
         "That request is no longer waiting for you (answered, expired or not yours).",
         " gone",
@@ -65,7 +65,8 @@ class PendingView:
 
 
 def _page(title: str, body: str, *, refresh: int | None = None) -> str:
-    meta = f"<meta http-equiv='refresh' content='{refresh}'>" if refresh else ""
+    # Reload the page itself without its ?done= note, so the note shows once.
+    meta = f"<meta http-equiv='refresh' content='{refresh};url=authenticator'>" if refresh else ""
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
