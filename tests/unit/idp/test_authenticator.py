@@ -4,6 +4,7 @@ requests)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -74,21 +75,23 @@ class World:
     alice: Browser
     bob: Browser
 
-    def start(self, sub: str, message: str = "Confirm code K4X-92") -> str:
-        """A pending CIBA request, as /bc-authorize creates it."""
-        client = self.provider._tenant.clients[APP.client_id]
-        record = self.provider.ciba._create(
-            client,
-            {
-                "scope": "openid",
-                "login_hint": (
-                    f'{{"format": "iss_sub", "iss": "{self.base_url}/", "sub": "{sub}"}}'
-                ),
-                "binding_message": message,
-            },
-            self.base_url + "/",
-        )
-        return record.auth_req_id
+    async def start(self, sub: str, message: str = "Confirm code K4X-92") -> str:
+        """A pending CIBA request, made at /bc-authorize as the application makes it."""
+        hint = json.dumps({"format": "iss_sub", "iss": self.base_url + "/", "sub": sub})
+        form = {
+            "client_id": APP.client_id,
+            "client_secret": APP.client_secret,
+            "scope": "openid",
+            "login_hint": hint,
+            "binding_message": message,
+        }
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{self.base_url}/bc-authorize", data=form) as resp,
+        ):
+            assert resp.status == 200, await resp.text()
+            auth_req_id: str = (await resp.json())["auth_req_id"]
+            return auth_req_id
 
     def status(self, auth_req_id: str) -> str:
         record = self.provider.ciba.get(auth_req_id)
@@ -170,8 +173,8 @@ async def test_wrong_password(world: World) -> None:
 
 
 async def test_lists_only_ones_own_pending_requests(world: World) -> None:
-    mine = world.start("auth0|alice", "Confirm code K4X-92")
-    world.start("auth0|bob", "Confirm code BOB-11")
+    mine = await world.start("auth0|alice", "Confirm code K4X-92")
+    await world.start("auth0|bob", "Confirm code BOB-11")
     await world.alice.sign_in("alice")
     _, html = await world.alice.page()
     assert html.count("data-testid='auth-request'") == 1
@@ -182,7 +185,7 @@ async def test_lists_only_ones_own_pending_requests(world: World) -> None:
 
 
 async def test_approve_then_the_grant_is_issued(world: World) -> None:
-    auth_req_id = world.start("auth0|alice")
+    auth_req_id = await world.start("auth0|alice")
     await world.alice.sign_in("alice")
     resp = await world.alice.act("approve", auth_req_id)
     assert resp.status == 303
@@ -204,7 +207,7 @@ async def test_approve_then_the_grant_is_issued(world: World) -> None:
 
 
 async def test_deny(world: World) -> None:
-    auth_req_id = world.start("auth0|alice")
+    auth_req_id = await world.start("auth0|alice")
     await world.alice.sign_in("alice")
     resp = await world.alice.act("deny", auth_req_id)
     assert resp.headers["Location"].endswith("?done=denied")
@@ -216,7 +219,7 @@ async def test_deny(world: World) -> None:
 
 
 async def test_someone_elses_request_cannot_be_answered(world: World) -> None:
-    bobs = world.start("auth0|bob")
+    bobs = await world.start("auth0|bob")
     await world.alice.sign_in("alice")
     for action in ("approve", "deny"):
         resp = await world.alice.act(action, bobs)
@@ -238,7 +241,7 @@ async def test_someone_elses_request_cannot_be_answered(world: World) -> None:
     ],
 )
 async def test_cross_site_posts_are_refused(world: World, headers: dict[str, str]) -> None:
-    auth_req_id = world.start("auth0|alice")
+    auth_req_id = await world.start("auth0|alice")
     await world.alice.sign_in("alice")
     resp = await world.alice.act("approve", auth_req_id, **headers)
     assert resp.status == 403
@@ -246,7 +249,7 @@ async def test_cross_site_posts_are_refused(world: World, headers: dict[str, str
 
 
 async def test_same_origin_post_is_accepted(world: World) -> None:
-    auth_req_id = world.start("auth0|alice")
+    auth_req_id = await world.start("auth0|alice")
     await world.alice.sign_in("alice")
     resp = await world.alice.act(
         "approve", auth_req_id, Origin=world.base_url, **{"Sec-Fetch-Site": "same-origin"}
@@ -256,7 +259,7 @@ async def test_same_origin_post_is_accepted(world: World) -> None:
 
 
 async def test_missing_or_foreign_anti_forgery_token_is_refused(world: World) -> None:
-    auth_req_id = world.start("auth0|alice")
+    auth_req_id = await world.start("auth0|alice")
     await world.alice.sign_in("alice")
     resp = await world.alice.post({"action": "approve", "request": auth_req_id})
     assert resp.status == 403
@@ -292,14 +295,14 @@ async def test_not_a_form_is_refused(world: World) -> None:
 
 
 async def test_answering_needs_a_session(world: World) -> None:
-    auth_req_id = world.start("auth0|alice")
+    auth_req_id = await world.start("auth0|alice")
     resp = await world.alice.act("approve", auth_req_id)
     assert resp.status == 401
     assert world.status(auth_req_id) == PENDING
 
 
 async def test_sign_out_ends_the_session(world: World) -> None:
-    auth_req_id = world.start("auth0|alice")
+    auth_req_id = await world.start("auth0|alice")
     await world.alice.sign_in("alice")
     resp = await world.alice.post({"csrf": await world.alice.csrf(), "action": "sign-out"})
     assert resp.headers["Location"].endswith("?done=signed-out")
@@ -310,7 +313,7 @@ async def test_sign_out_ends_the_session(world: World) -> None:
 
 async def test_escaping_of_the_binding_message_and_app(world: World) -> None:
     """Binding messages are restricted, but the page escapes what it shows anyway."""
-    auth_req_id = world.start("auth0|alice", "A#1")
+    auth_req_id = await world.start("auth0|alice", "A#1")
     record = world.provider.ciba.get(auth_req_id)
     assert record is not None
     record.binding_message = "<img src=x onerror=alert(1)>"
