@@ -715,7 +715,10 @@ FEEDBACK_OUTCOMES: dict[str, str] = {
 
 # The plain commands of the agent's tools (``bot.agent.parser``); the help lists them too.
 AGENT_COMMANDS: list[tuple[str, str]] = [
-    ("/pm events [today|tomorrow|week]", "Your Google Calendar events, read as you."),
+    (
+        "/pm events [WHEN]",
+        "Your Google Calendar events, read as you. WHEN: today (the default), tomorrow or week.",
+    ),
     (
         '/pm schedule "TITLE" DAY TIME [DURATION] [with @person ...]',
         "Book a meeting in your Google Calendar and invite people. DAY: today, tomorrow, a "

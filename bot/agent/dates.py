@@ -104,8 +104,6 @@ def parse_duration(text: str) -> timedelta:
 
 
 def looks_like_duration(word: str) -> bool:
-    try:
-        parse_duration(word)
-    except BadCommand:
-        return False
-    return True
+    """Shaped like a duration (its bounds are checked by :func:`parse_duration`)."""
+    found = _DURATION.fullmatch(word.strip().lower())
+    return bool(found and (found.group(1) or found.group(2)))

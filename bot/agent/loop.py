@@ -207,7 +207,12 @@ class AgentLoop:
             if not calls:
                 if choice.finish_reason == "length":
                     return self._stop(reply, StopReason.TOKENS)
-                reply.text = self._with_changes(inert(message.content or ""), reply)
+                said = inert(message.content or "")
+                if any(o.destructive for o in reply.outcomes):
+                    # Whether anything destructive happens is for pmbot's own words to
+                    # say (an approval was asked for), never the model's.
+                    said = ""
+                reply.text = self._with_changes(said, reply)
                 return reply
             messages.append(
                 {

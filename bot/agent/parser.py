@@ -268,7 +268,8 @@ def _post(tokens: list[Token]) -> ToolCall:
                 raise BadCommand(CommandProblem.UNEXPECTED_WORDS, token.text)
             channel = token.text.rstrip(":")
         elif token.text.lower() not in {"to", "in", "on"}:
-            raise BadCommand(CommandProblem.UNEXPECTED_WORDS, token.text)
+            # Unquoted words where the text belongs: say how to give the text.
+            raise BadCommand(CommandProblem.POST_TEXT)
     if channel is None:
         raise BadCommand(CommandProblem.POST_CHANNEL)
     if text is None or not text.strip():
