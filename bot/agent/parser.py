@@ -116,8 +116,18 @@ def is_request_to_act(text: str) -> bool:
     cleaned = _POLITE.sub("", text.strip(), count=1).strip()
     head = cleaned.split(maxsplit=1)[0].lower() if cleaned else ""
     return head in _ACTION_VERBS or bool(
-        _EVENTS.fullmatch(cleaned) or _ON_MY_CALENDAR.fullmatch(cleaned)
+        _EVENTS.fullmatch(cleaned)
+        or _ON_MY_CALENDAR.fullmatch(cleaned)
+        or _ABOUT_MY_WORK.search(cleaned)
     )
+
+
+# Questions about the asker's own work, which the tools answer (not the documents).
+_ABOUT_MY_WORK = re.compile(
+    r"\b(?:my|our)\s+(?:open\s+)?(?:tasks|projects|events|meetings|calendar)\b"
+    r"|\bstatus of\b|^how(?:'s| is) \S+ (?:doing|going)\b",
+    re.I,
+)
 
 
 _ACTION_VERBS = frozenset(
