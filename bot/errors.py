@@ -209,3 +209,59 @@ class DueDateInPast(PmbotError):
         super().__init__(f"{due.isoformat()} < {today.isoformat()}")
         self.due = due
         self.today = today
+
+
+# -- the agent: channels and the plain commands of its tools -------------------------------
+
+
+class ChannelNotFound(PmbotError):
+    """No channel of that name or id that pmbot can see in this workspace."""
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(reference)
+        self.reference = reference
+
+
+class NotInChannel(PmbotError):
+    """The asker is not a member of the channel they want to post to."""
+
+    def __init__(self, channel_id: str) -> None:
+        super().__init__(channel_id)
+        self.channel_id = channel_id
+
+
+class NoEmail(PmbotError):
+    """Slack does not tell this person's email, so they cannot be invited."""
+
+    def __init__(self, slack_user_id: str) -> None:
+        super().__init__(slack_user_id)
+        self.slack_user_id = slack_user_id
+
+
+class CommandProblem(enum.StrEnum):
+    """Why a plain agent command (``/pm events``, ``schedule``, ``post``, ``delete``) was
+    refused."""
+
+    EVENTS_RANGE = "events_range"
+    SCHEDULE_TITLE = "schedule_title"
+    DATE_MISSING = "date_missing"
+    DATE_UNREADABLE = "date_unreadable"
+    TIME_MISSING = "time_missing"
+    TIME_UNREADABLE = "time_unreadable"
+    DURATION_UNREADABLE = "duration_unreadable"
+    IN_THE_PAST = "in_the_past"
+    PERSON_EXPECTED = "person_expected"
+    UNEXPECTED_WORDS = "unexpected_words"
+    POST_CHANNEL = "post_channel"
+    POST_TEXT = "post_text"
+    DELETE_WHAT = "delete_what"
+
+
+class BadCommand(PmbotError):
+    """A plain agent command that could not be read; ``text`` is the offending part (shown
+    quoted and made inert)."""
+
+    def __init__(self, problem: CommandProblem, text: str = "") -> None:
+        super().__init__(f"{problem.value}: {text}" if text else problem.value)
+        self.problem = problem
+        self.text = text

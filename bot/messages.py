@@ -10,6 +10,7 @@ is organised in sections, one per feature."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from authz.ports import AuthzEvaluationError, AuthzUnavailable
 from bot.errors import (
@@ -166,7 +167,9 @@ HELP_TITLE = "pmbot: your project manager in Slack"
 COMMANDS_HEADING = "Commands"
 HELP_FOOTER = (
     "Ask me about your projects anywhere: mention me in a channel, send me a DM, open my "
-    "assistant pane or use `/pm ask`. Not available yet: scheduling meetings and approvals."
+    "assistant pane or use `/pm ask`. Ask me to act too (`@pmbot schedule a review of Apollo "
+    "next Tuesday at 15:00 with bob`): I act as you, and anything destructive waits for an "
+    "approval."
 )
 LINK_BUTTON = "Link your account"
 LINK_ANOTHER_BUTTON = "Link another account"
@@ -706,3 +709,338 @@ FEEDBACK_OUTCOMES: dict[str, str] = {
     "unknown": "I can't find that answer any more; nothing was recorded.",
     "not_yours": "Only the person who asked can rate this answer.",
 }
+
+
+# -- the agent: tools, plain commands, connected accounts and approvals -------------------
+
+# The plain commands of the agent's tools (``bot.agent.parser``); the help lists them too.
+AGENT_COMMANDS: list[tuple[str, str]] = [
+    (
+        "/pm events [WHEN]",
+        "Your Google Calendar events, read as you. WHEN: today (the default), tomorrow or week.",
+    ),
+    (
+        '/pm schedule "TITLE" DAY TIME [DURATION] [with @person ...]',
+        "Book a meeting in your Google Calendar and invite people. DAY: today, tomorrow, a "
+        "weekday, next WEEKDAY or YYYY-MM-DD; TIME: 15:00 or 3pm; DURATION: 30m, 1h, 90m.",
+    ),
+    ('/pm post #channel "text"', "Post a message to a channel as you (you must be a member)."),
+    ("/pm delete project NAME", "Ask for a project's deletion; it waits for an approval."),
+    ("/pm delete all my projects", "Ask for the deletion of every project you own (approval)."),
+]
+COMMANDS.extend(AGENT_COMMANDS)
+
+PERMISSION_REFUSALS.update(
+    {
+        "manage:calendar": (
+            ":no_entry: Your account doesn't have the `manage:calendar` permission, so I can't "
+            "read your calendar, book meetings or post as you. Ask your pmbot admin for it."
+        ),
+        "manage:projects": (
+            ":no_entry: Your account doesn't have the `manage:projects` permission, so you "
+            "can't ask for projects to be deleted. Ask your pmbot admin for it."
+        ),
+    }
+)
+
+CONNECTION_NAMES: dict[str, str] = {"calendar": "Google Calendar", "slack": "Slack"}
+
+
+def connection_name(connection: str) -> str:
+    return CONNECTION_NAMES.get(connection, connection)
+
+
+def connect_button_text(connection: str) -> str:
+    return f"Connect {connection_name(connection)}"
+
+
+def connect_prompt_text(connection: str, *, missing_scopes: bool = False) -> str:
+    name = connection_name(connection)
+    if missing_scopes:
+        return (
+            f":link: Your {name} account is connected, but without the access this needs. "
+            "Connect it again to grant it, and I'll finish your request on my own."
+        )
+    return (
+        f":link: To do that I act as you in {name}, so I need your {name} account connected "
+        "to pmbot first. Connect it, and I'll finish your request on my own."
+    )
+
+
+def not_set_up_text(connection: str) -> str:
+    return (
+        f":warning: {connection_name(connection)} is not set up for pmbot yet, so I can't do "
+        "that. Nothing was changed; ask your pmbot admin."
+    )
+
+
+APPROVALS_NOT_SET_UP = (
+    ":warning: Approvals are not set up for pmbot yet, so I can't ask for this. Nothing was "
+    "deleted: destructive actions never run without an approval."
+)
+CONNECT_NOT_SET_UP = (
+    ":warning: Connecting accounts is not set up for pmbot yet. Nothing was changed; ask your "
+    "pmbot admin."
+)
+
+TOOL_FAILURES: dict[str, str] = {
+    "unknown_tool": "I don't have a tool for that, so nothing was done.",
+    "invalid_arguments": "The details of that request are not valid, so nothing was done.",
+    "permission_missing": ":no_entry: You don't have the permission this needs.",
+    "not_allowed": ":no_entry: You may not do that, so nothing was done.",
+    "not_found": "I can't find that among what you can see.",
+    "unavailable": (
+        ":warning: A service I need is unavailable right now. Nothing was changed; please "
+        "try again in a moment."
+    ),
+    "rate_limited": (
+        ":hourglass: The service is limiting requests right now. Nothing was changed; please "
+        "try again in a minute."
+    ),
+    "connection_required": ":link: I need your account connected first.",
+    "in_the_past": "That time is in the past; pick a later one.",
+    "conflict": "That conflicts with what exists, so nothing was changed.",
+    "failed": GENERIC_FAILURE,
+}
+
+
+def tool_failure_text(code: str, detail: str = "") -> str:
+    """What a person reads for a tool that could not do its job."""
+    return detail or TOOL_FAILURES.get(code, GENERIC_FAILURE)
+
+
+def unknown_tool_text(name: str) -> str:
+    return f"There is no tool called {_quote(name, 40)}; nothing was done."
+
+
+def invalid_arguments_text(tool: str, fields: Sequence[str]) -> str:
+    named = ", ".join(_quote(f, 30) for f in fields[:5]) or "the arguments"
+    return (
+        f"I couldn't run {_quote(tool, 40)}: {named} "
+        f"{'is' if len(fields) == 1 else 'are'} missing or not valid. Nothing was done."
+    )
+
+
+def tool_timeout_text(tool: str) -> str:
+    return f":warning: {_quote(tool, 40)} took too long, so I stopped it. Please try again."
+
+
+def rate_limited_text(provider: str) -> str:
+    return (
+        f":hourglass: {esc(provider)} is limiting requests right now. Nothing was changed; "
+        "please try again in a minute."
+    )
+
+
+def provider_unavailable_text(provider: str) -> str:
+    return (
+        f":warning: {esc(provider)} is unavailable right now. Nothing was changed; please try "
+        "again in a moment."
+    )
+
+
+def provider_refused_text(provider: str, reason: str) -> str:
+    return (
+        f":warning: {esc(provider)} refused the request ({_quote(reason, 40)}); nothing was done."
+    )
+
+
+def channel_refusal(error: BaseException) -> str | None:
+    """Words for the agent's channel and attendee errors (None for other errors)."""
+    from bot.errors import ChannelNotFound, NoEmail, NotInChannel
+
+    if isinstance(error, ChannelNotFound):
+        return (
+            f"I can't find a channel called {_quote(error.reference, 40)} that I can see. "
+            "Name it as `#name` or pick it from Slack's list when you type #."
+        )
+    if isinstance(error, NotInChannel):
+        return (
+            f":no_entry: You're not a member of <#{error.channel_id}>, so I won't post there "
+            "as you."
+        )
+    if isinstance(error, NoEmail):
+        return (
+            f"Slack doesn't tell me {person_text(error.slack_user_id)}'s email, so I can't "
+            "invite them."
+        )
+    return None
+
+
+POST_TEXT_NOT_REQUESTED = (
+    ":no_entry: I only post, as you, words you wrote yourself in your request, so nothing was "
+    'posted. Ask me as in `post "the text" to #channel`.'
+)
+DESCRIPTION_NOT_REQUESTED = (
+    ":no_entry: A meeting's description goes to everyone invited, so I only use one you wrote "
+    "yourself in your request. Nothing was booked."
+)
+ATTENDEE_EXTERNAL = (
+    "I can only invite people of this Slack workspace, named as `@name`; nothing was booked."
+)
+MEETING_TOO_FAR = "That is more than a year ahead; pick an earlier time. Nothing was booked."
+
+# Plain agent commands that could not be read (``bot.errors.CommandProblem``).
+COMMAND_PROBLEMS: dict[str, str] = {
+    "events_range": "Say which events: `today`, `tomorrow` or `week`.",
+    "schedule_title": (
+        'Give the meeting a title in double quotes, as in `/pm schedule "Apollo review" tue 15:00`.'
+    ),
+    "date_missing": "Say which day: today, tomorrow, a weekday, next WEEKDAY or YYYY-MM-DD.",
+    "date_unreadable": (
+        "I can't read {text} as a day. Use today, tomorrow, a weekday (`tue`), "
+        "`next tuesday` or YYYY-MM-DD."
+    ),
+    "time_missing": "Say at what time, as in `15:00` or `3pm`.",
+    "time_unreadable": "I can't read {text} as a time. Use `15:00` or `3pm`.",
+    "duration_unreadable": (
+        "I can't read {text} as a duration. Use `30m`, `1h` or `90m` (5 minutes to 8 hours)."
+    ),
+    "in_the_past": "{text} is in the past. Pick a later time.",
+    "person_expected": (
+        "After `with`, name people as `@name` (or their Slack name); {text} is not one."
+    ),
+    "unexpected_words": "I don't understand {text} there.",
+    "post_channel": 'Say where to post, as in `/pm post #apollo "text"`.',
+    "post_text": (
+        'Put what to post in double quotes, as in `/pm post #apollo "Standup moved to 10:00"`.'
+    ),
+    "delete_what": "Say what to delete: `/pm delete project NAME` or `/pm delete all my projects`.",
+}
+
+
+def command_problem_text(problem: str, text: str = "") -> str:
+    template = COMMAND_PROBLEMS.get(problem, COMMAND_PROBLEMS["unexpected_words"])
+    return template.format(text=_quote(text or "?", 40))
+
+
+def agent_refusal(error: BaseException) -> str:
+    """Words for an error of the agent's tools and commands (others as the projects'
+    refusals and :func:`user_message`)."""
+    from bot.errors import BadCommand
+
+    if isinstance(error, BadCommand):
+        return command_problem_text(error.problem.value, error.text)
+    return channel_refusal(error) or project_refusal(error)
+
+
+def when_text(start: datetime, end: datetime | None = None) -> str:
+    """A time (and an end) as people read it: ``Tue 8 Dec 15:00–15:30``."""
+    text = f"{start:%a} {start.day} {start:%b} {start:%H:%M}"
+    if end is not None:
+        text += f"–{end:%H:%M}" if end.date() == start.date() else f" – {when_text(end)}"
+    return text
+
+
+EVENTS_HEADINGS: dict[str, str] = {
+    "today": "Your events today",
+    "tomorrow": "Your events tomorrow",
+    "week": "Your events in the next 7 days",
+}
+
+
+def event_line(summary: str, when: str, link: str | None) -> str:
+    title = esc(summary.strip() or "(no title)")
+    if link and not any(c in link for c in "<>| \n") and link.startswith(("https://", "http://")):
+        title = f"<{link}|{title.replace('|', '¦')}>"
+    return f"• {when}: {title}"
+
+
+def events_text(when: str, lines: Sequence[str], *, more: int = 0) -> str:
+    heading = EVENTS_HEADINGS.get(when, EVENTS_HEADINGS["today"])
+    if not lines:
+        return f"{heading}: nothing in your calendar."
+    text = f"*{heading}*\n" + "\n".join(lines)
+    if more:
+        text += f"\n…and {more} more."
+    return text
+
+
+def free_slot_text(when: str, people: Sequence[str]) -> str:
+    who = ", ".join(person_text(p) for p in people)
+    return f"The first free slot{f' for you and {who}' if who else ''} is *{when}*."
+
+
+def no_free_slot_text(days: int) -> str:
+    return f"I found no free slot in working hours (09:00–17:00) in the next {days} days."
+
+
+def meeting_booked_text(title: str, when: str, people: Sequence[str], link: str | None) -> str:
+    who = ", ".join(person_text(p) for p in people)
+    name = f"*{esc(title)}*"
+    if link and not any(c in link for c in "<>| \n") and link.startswith(("https://", "http://")):
+        name = f"<{link}|{esc(title).replace('|', '¦')}>"
+    text = f":calendar: Booked {name} on {when} in your calendar"
+    return text + (f", with {who} invited." if who else ".")
+
+
+def posted_text(channel_id: str, permalink: str | None) -> str:
+    text = f":white_check_mark: Posted in <#{channel_id}> as you."
+    if permalink and not any(c in permalink for c in "<>| \n"):
+        text += f" <{permalink}|See it>."
+    return text
+
+
+def task_updated_text(task_id: int, title: str, changed: Sequence[str]) -> str:
+    if not changed:
+        return f"Task #{task_id} *{esc(title)}* already was so; nothing changed."
+    what = ", ".join(changed)
+    return f":white_check_mark: Task #{task_id} *{esc(title)}* is updated ({what})."
+
+
+def search_result_lines(found: Sequence[tuple[str, str]]) -> str:
+    if not found:
+        return NOTHING_FOUND
+    return "\n".join(f"• *{esc(title)}*: {esc(text[:200])}" for title, text in found)
+
+
+def approval_requested_text(
+    target: str, approvers: Sequence[str], expires: str, *, created: bool
+) -> str:
+    who = ", ".join(person_text(a) for a in approvers) or "an approver"
+    if not created:
+        return (
+            f":hourglass: A request to delete {esc(target)} is already waiting for {who} "
+            f"(until {expires}). Nothing is deleted until it is approved."
+        )
+    return (
+        f":hourglass: I asked {who} to approve deleting {esc(target)}; nothing is deleted "
+        f"until they do. The request expires {expires}."
+    )
+
+
+AGENT_STOPS: dict[str, str] = {
+    "steps": "I stopped: this request needed more steps than I may take for one request.",
+    "loop": "I stopped: I was repeating the same step without getting anywhere.",
+    "timeout": "I stopped: this request took longer than I may take for one.",
+    "tokens": "I stopped: my answer was getting longer than I may write.",
+}
+
+
+def agent_stopped_text(reason: str) -> str:
+    return (
+        f":warning: {AGENT_STOPS.get(reason, AGENT_STOPS['steps'])} Please ask again, more simply."
+    )
+
+
+def agent_model_failure_text(failure: str) -> str:
+    why = MODEL_FAILURES.get(failure, MODEL_FAILURES["refused"])
+    return f":warning: I can't handle that right now: {why}. Nothing more was done."
+
+
+AGENT_DID_NOTHING = "I have nothing to add."
+AGENT_DONE_HEADING = "What I did:"
+
+
+def agent_private_note(asker_user_id: str) -> str:
+    """The channel's note when the agent's reply went to the asker alone (no content)."""
+    return f"<@{asker_user_id}>, I answered you privately: my answer uses what only you may see."
+
+
+def resumed_text(connection: str) -> str:
+    return f":white_check_mark: {connection_name(connection)} is connected; here is your request."
+
+
+REQUEST_GONE = (
+    "That request is no longer waiting (it was already finished, or it expired). Please ask again."
+)

@@ -119,6 +119,19 @@ class Settings(BaseSettings):
     )
     answer_max_tokens: int = Field(default=800, ge=50, le=8000, alias="ANSWER_MAX_TOKENS")
 
+    # The agent (bot/agent/): tool calling with the chat model of OPENAI_MODEL, bounded per
+    # request in steps (model calls), tokens per model call and total time; each tool call
+    # has its own time limit. A request waiting for a connected account is kept this long.
+    agent_max_steps: int = Field(default=6, ge=1, le=20, alias="AGENT_MAX_STEPS")
+    agent_max_tokens: int = Field(default=800, ge=50, le=8000, alias="AGENT_MAX_TOKENS")
+    agent_timeout_seconds: float = Field(default=60.0, gt=0, le=600, alias="AGENT_TIMEOUT")
+    agent_tool_timeout_seconds: float = Field(
+        default=20.0, gt=0, le=300, alias="AGENT_TOOL_TIMEOUT"
+    )
+    agent_request_ttl_seconds: int = Field(
+        default=1800, ge=60, le=86_400, alias="AGENT_REQUEST_TTL"
+    )
+
     @model_validator(mode="after")
     def _answers_consistent(self) -> Settings:
         if self.openai_model and not (self.openai_base_url or self.openai_api_key):

@@ -20,7 +20,22 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from authz.factory import AuthzConfig, open_authorizer
 from authz.ports import Authorizer
+from bot.agent.channels import SlackChannels
+from bot.agent.loop import open_agent_loop
+from bot.agent.registry import ToolRegistry
+from bot.agent.requests import AgentRequests
+from bot.agent.runner import ToolRunner
+from bot.agent.service import AgentService
+from bot.agent.services import AgentServices
+from bot.agent.unconfigured import (
+    UnconfiguredApprovals,
+    UnconfiguredCalendar,
+    UnconfiguredConnectLinks,
+    UnconfiguredSlackAsUser,
+    UnconfiguredVault,
+)
 from bot.approvals.ciba import Auth0CibaClient
+from bot.audit import AuditLog
 from bot.dedup import Deduplicator
 from bot.identity.auth0 import Auth0Client
 from bot.identity.crypto import TokenCipher
@@ -60,6 +75,7 @@ class Deps:
     answers: AnswerService  # questions answered from what their readers may view
     # -- approvals: CIBA --
     ciba: Auth0CibaClient  # /bc-authorize and the CIBA grant (bot.approvals.ports.CibaClient)
+    agent: AgentService  # tools run as the asker: plain commands and the model's calls
 
 
 def build_slack_client(
@@ -146,6 +162,20 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
         answers = await stack.enter_async_context(
             open_answers(settings, db=db, slack=slack, knowledge=knowledge, identities=identity)
         )
+        people = SlackPeople(slack)
+        projects = ProjectsService(db=db, authorizer=authorizer, outbox=outbox, people=people)
+        agent = await stack.enter_async_context(
+            open_agent(
+                settings,
+                db=db,
+                slack=slack,
+                authorizer=authorizer,
+                knowledge=knowledge,
+                projects=projects,
+                people=people,
+                identity=identity,
+            )
+        )
         yield Deps(
             settings=settings,
             db=db,
@@ -159,9 +189,53 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
             outbox=outbox,
             directory=directory,
             auth0=auth0,
-            projects=ProjectsService(
-                db=db, authorizer=authorizer, outbox=outbox, people=SlackPeople(slack)
-            ),
+            projects=projects,
             answers=answers,
             ciba=ciba,
+            agent=agent,
+        )
+
+
+@asynccontextmanager
+async def open_agent(
+    settings: Settings,
+    *,
+    db: Database,
+    slack: AsyncWebClient,
+    authorizer: Authorizer,
+    knowledge: AuthorizedRetriever,
+    projects: ProjectsService,
+    people: SlackPeople,
+    identity: IdentityService,
+) -> AsyncIterator[AgentService]:
+    """The agent: its tools, their runner, the model loop (with OPENAI_MODEL) and the
+    requests waiting for a connected account. Token Vault, the provider APIs, the connect
+    links and approvals are the unconfigured stand-ins until their implementations are
+    wired here: they refuse clearly, and nothing destructive runs without an approval."""
+    registry = ToolRegistry()
+    runner = ToolRunner(registry=registry, timeout=settings.agent_tool_timeout_seconds)
+    services = AgentServices(
+        settings=settings,
+        projects=projects,
+        knowledge=knowledge,
+        authz=authorizer,
+        people=people,
+        audit=AuditLog(db=db),
+        approvals=UnconfiguredApprovals(),
+        vault=UnconfiguredVault(),
+        calendar=UnconfiguredCalendar(),
+        slack_as_user=UnconfiguredSlackAsUser(),
+        connect=UnconfiguredConnectLinks(),
+        channels=SlackChannels(slack),
+    )
+    async with open_agent_loop(settings, runner=runner, registry=registry) as loop:
+        yield AgentService(
+            services=services,
+            runner=runner,
+            loop=loop,
+            requests=AgentRequests(
+                db=db, ttl=timedelta(seconds=settings.agent_request_ttl_seconds)
+            ),
+            identities=identity,
+            slack=slack,
         )

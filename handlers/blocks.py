@@ -253,3 +253,22 @@ def answer_blocks(
     if private_note:
         built.append(context(words.ANSWER_PRIVATE_NOTE))
     return [*built, *answer_footer_blocks(sources, answer_id)][:50]
+
+
+# -- the agent ----------------------------------------------------------------------------
+
+CONNECT_ACTION = "open_connect_url"
+
+
+def connect_blocks(text: str, url: str, connection: str) -> list[Block]:
+    """A tool that needs a connected account: why, and the Connect button (a link)."""
+    button = {
+        **link_button(url, words.connect_button_text(connection)),
+        "action_id": CONNECT_ACTION,
+    }
+    return [section(text), actions(button)]
+
+
+def agent_blocks(text: str) -> list[Block]:
+    """An agent's reply (mrkdwn; model text already made inert) in sections."""
+    return _sections(markdown_to_mrkdwn(text).split("\n"))[:45]

@@ -10,7 +10,7 @@ from bot import messages as words
 from bot.errors import InputTooLong, UnknownCommand
 from bot.messages import user_message
 from bot.wiring import Deps
-from handlers import ask, blocks, projects
+from handlers import agent, ask, blocks, projects
 from handlers.gate import identity_of, link_gate
 from handlers.home import publish_home
 
@@ -64,6 +64,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         if sub in projects.SUBCOMMANDS:
             await projects.run(deps, sub, rest, linked, respond)
+            return
+        if sub in agent.SUBCOMMANDS:
+            await agent.command(deps, sub, rest, linked, command, respond)
             return
         if sub == "ask":
             await ask.answer(deps, linked, rest, ask.command_where(command, respond))

@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot.knowledge.answers import Conversation
 from bot.wiring import Deps
-from handlers import ask
+from handlers import agent, ask
 from handlers.gate import identity_of, link_gate
 
 
@@ -31,4 +31,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             bot_user_id=context.bot_user_id,
         )
         question = ask.strip_mentions(str(event.get("text") or ""), context.bot_user_id)
-        await ask.answer(deps, identity_of(context), question, where)
+        asker = identity_of(context)
+        if await agent.act(deps, asker, question, where):
+            return
+        await ask.answer(deps, asker, question, where)

@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot.knowledge.answers import Conversation
 from bot.wiring import Deps
-from handlers import ask
+from handlers import agent, ask
 from handlers.gate import identity_of, link_gate
 
 # Subtypes that are edits, deletions, joins...: not a person talking to the bot.
@@ -44,4 +44,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             notes_inline=not thread,
             bot_user_id=context.bot_user_id,
         )
-        await ask.answer(deps, identity_of(context), str(event.get("text") or ""), where)
+        asker, text = identity_of(context), str(event.get("text") or "")
+        if await agent.act(deps, asker, text, where):
+            return
+        await ask.answer(deps, asker, text, where)

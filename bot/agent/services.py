@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from authz.ports import Authorizer
+from bot.agent.channels import SlackChannels
 from bot.approvals.ports import ApprovalRequests
 from bot.audit import AuditLog
 from bot.knowledge.ports import AuthorizedRetriever
@@ -28,3 +29,4 @@ class AgentServices:
     calendar: CalendarApi
     slack_as_user: SlackAsUser
     connect: ConnectLinks
+    channels: SlackChannels  # channels named in requests, and who is a member

@@ -163,6 +163,20 @@ class SlackPeople:
         self._zones[slack_user_id] = (time.monotonic(), zone)
         return zone
 
+    # -- what the agent's calendar tools need ----------------------------------------------
+
+    async def zone(self, slack_user_id: str) -> timezone | ZoneInfo:
+        """The person's time zone from Slack (UTC when Slack cannot say)."""
+        return await self._zone(slack_user_id)
+
+    async def email(self, slack_user_id: str) -> str | None:
+        """The email Slack has for a person (``users:read.email``), or None."""
+        user = await self._user(slack_user_id)
+        if user is None:
+            return None
+        found = (user.get("profile") or {}).get("email")
+        return found if isinstance(found, str) and "@" in found else None
+
 
 def _zone_of(user: dict[str, Any]) -> timezone | ZoneInfo:
     name = user.get("tz")

@@ -62,6 +62,7 @@ from bot.projects.values import (
     TaskCompleted,
     TaskItem,
     TaskList,
+    TaskUpdated,
     UnshareOutcome,
     clean_name,
     clean_title,
@@ -674,6 +675,82 @@ class ProjectsService:
             )
 
         return render
+
+    # -- the agent's task edits ------------------------------------------------------------
+
+    async def update_task(
+        self,
+        identity: Identity,
+        task_id: int,
+        *,
+        title: str | None = None,
+        assignee_ref: PersonRef | None = None,
+        due_text: str | None = None,
+        status: str | None = None,
+    ) -> TaskUpdated:
+        """Change a task's title, assignee, due date or status (``open``/``done``); the
+        asker needs ``write:projects`` and ``task:ID#can_edit`` (its assignee, or an editor
+        of its project). A task the asker may not view is answered as one that does not
+        exist. Values are checked before anything is written; the row and the assignee
+        tuples change in one transaction."""
+        IdentityService.require_permission(identity, WRITE)
+        if status is not None and status not in (OPEN, DONE):
+            raise ValueError(status)
+        new_title = clean_title(title) if title is not None else None
+        async with self._db.session() as session:
+            row = (
+                await session.execute(
+                    select(Task, Project.name)
+                    .join(Project, Project.id == Task.project_id)
+                    .where(Task.id == task_id, Project.team_id == identity.team_id)
+                )
+            ).first()
+        if row is None:
+            raise TaskNotFound(task_id)
+        obj = task_object(task_id)
+        view, edit = await self._decide(identity.fga_user, [("can_view", obj), ("can_edit", obj)])
+        if not view:
+            raise TaskNotFound(task_id)
+        if not edit:
+            raise TaskActionDenied(task_id)
+        today = await self._people.today(identity.slack_user_id, self._clock())
+        due = parse_due(due_text, today) if due_text is not None else None
+        person = await self._people.resolve(assignee_ref) if assignee_ref is not None else None
+        changed: list[str] = []
+        async with self._db.session() as session:
+            task = await session.get(Task, task_id, with_for_update=True)
+            if task is None:
+                raise TaskNotFound(task_id)
+            writes: list[TupleKey] = []
+            deletes: list[TupleKey] = []
+            if new_title is not None and new_title != task.title:
+                task.title = new_title
+                changed.append("title")
+            if person is not None:
+                sub = await _linked_sub(session, identity.team_id, person.slack_user_id)
+                assignee = sub or pending_assignee(identity.team_id, person.slack_user_id)
+                if assignee != task.assignee_sub:
+                    old = task.assignee_sub
+                    if old and pending_slack_user(old, identity.team_id) is None:
+                        deletes.append(_assignee_tuple(task_id, old))
+                    if sub is not None:
+                        writes.append(_assignee_tuple(task_id, sub))
+                    task.assignee_sub = assignee
+                    changed.append("assignee")
+            if due is not None and due != task.due:
+                task.due = due
+                changed.append("due")
+            if status is not None and status != task.status:
+                task.status = status
+                changed.append("status")
+            if changed:
+                task.updated_at = self._clock()
+                stage(session, writes=writes, deletes=deletes)
+            render = await self._renderer(session, identity.team_id, [task])
+            item = render(task, row[1], today)
+        if changed:
+            await self._outbox.drain()
+        return TaskUpdated(item, tuple(changed))
 
 
 # -- queries -------------------------------------------------------------------------------

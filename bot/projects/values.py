@@ -281,3 +281,12 @@ class TaskAdded:
 class TaskCompleted:
     task: TaskItem
     already: bool = False
+
+
+@dataclass(frozen=True)
+class TaskUpdated:
+    """A task after a change; ``changed`` names what changed (``title``, ``assignee``,
+    ``due``, ``status``), empty when it already was so."""
+
+    task: TaskItem
+    changed: tuple[str, ...] = ()

@@ -21,6 +21,7 @@ def target_metadata() -> list[MetaData]:
     import bot.projects.models  # noqa: F401 - registers the projects tables on Base
     from authz.embedded.tables import authz_metadata
     from bot import audit  # noqa: F401 - registers the audit log on Base
+    from bot.agent import requests  # noqa: F401 - registers the agent's waiting requests
     from bot.knowledge import feedback  # noqa: F401 - registers the answers tables on Base
     from bot.storage.models import Base
 

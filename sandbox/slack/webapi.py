@@ -48,6 +48,7 @@ class WebApi:
             "chat.delete": self.chat_delete,
             "conversations.open": self.conversations_open,
             "conversations.info": self.conversations_info,
+            "conversations.list": self.conversations_list,
             "conversations.members": self.conversations_members,
             "conversations.history": self.conversations_history,
             "conversations.replies": self.conversations_replies,
@@ -337,6 +338,21 @@ class WebApi:
     def conversations_info(self, p: JsonDict) -> JsonDict:
         conv = self._channel(p, member=False)
         return {"ok": True, "channel": self.channel_object(conv)}
+
+    def conversations_list(self, p: JsonDict) -> JsonDict:
+        """The workspace's channels (the sandbox has public channels only; DMs are not
+        listed), by id, a page at a time."""
+        channels = sorted(
+            (c for c in self.ws.conversations.values() if not c.is_im), key=lambda c: c.id
+        )
+        page, cursor = paginate(
+            [self.channel_object(c) for c in channels],
+            p,
+            key=lambda c: str(c["id"]),
+            prefix="channel",
+            default=100,
+        )
+        return {"ok": True, "channels": page, "response_metadata": {"next_cursor": cursor}}
 
     def conversations_members(self, p: JsonDict) -> JsonDict:
         conv = self._channel(p, member=False)

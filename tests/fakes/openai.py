@@ -7,6 +7,10 @@ default answer is written from the prompt alone, as a grounded model would: one 
 per source it was given (the start of the source's first passage), each cited with the
 source's number. Tests can replace it (``answer``), make the server slow (``delay``), stall
 in the middle of a stream (``stall_after``), refuse (``status``) or answer nothing.
+
+Tool calling: a request that offers ``tools`` is answered by ``script`` when one is set
+(:class:`ScriptedModel`): it reads the conversation so far (tool results included) and
+returns the next assistant turn, tool calls or text, sent as OpenAI sends them.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class OpenAIServer:
     status: int | None = None  # answer with this HTTP error status
     piece_chars: int = 12  # characters per streamed piece
     released: asyncio.Event = field(default_factory=asyncio.Event)  # ends every stall
+    script: Callable[[Messages], Turn] | None = None  # answers requests that offer tools
 
     def reset(self) -> None:
         self.prompts.clear()
@@ -70,6 +75,7 @@ class OpenAIServer:
         self.delay = 0.0
         self.stall_after = None
         self.status = None
+        self.script = None
 
     @property
     def prompt_texts(self) -> list[str]:
@@ -87,8 +93,12 @@ class OpenAIServer:
                 {"error": {"message": "refused", "type": "server_error", "code": None}},
                 status=self.status,
             )
-        text = self.answer(list(body["messages"]))
         created = int(time.time())
+        if self.script is not None and body.get("tools") and not body.get("stream"):
+            return web.json_response(
+                _completion(body["model"], created, self.script(list(body["messages"])))
+            )
+        text = self.answer(list(body["messages"]))
         if not body.get("stream"):
             return web.json_response(
                 {
@@ -159,3 +169,94 @@ async def openai_server() -> AsyncIterator[OpenAIServer]:
             yield state
         finally:
             state.released.set()
+
+
+# -- tool calling ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Turn:
+    """An assistant turn: tool calls (name, arguments as an object or raw JSON text) or
+    text. ``finish_reason`` "length" plays a model cut off by its token limit."""
+
+    calls: tuple[tuple[str, dict[str, Any] | str], ...] = ()
+    text: str | None = None
+    finish_reason: str | None = None
+
+
+def call(name: str, arguments: dict[str, Any] | str | None = None) -> Turn:
+    return Turn(calls=((name, arguments if arguments is not None else {}),))
+
+
+def say(text: str) -> Turn:
+    return Turn(text=text)
+
+
+def _completion(model: str, created: int, turn: Turn) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": turn.text}
+    if turn.calls:
+        message["tool_calls"] = [
+            {
+                "id": f"call_{created}_{i}",
+                "type": "function",
+                "function": {
+                    "name": name,
+                    "arguments": args if isinstance(args, str) else json.dumps(args),
+                },
+            }
+            for i, (name, args) in enumerate(turn.calls)
+        ]
+    finish = turn.finish_reason or ("tool_calls" if turn.calls else "stop")
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+
+def tool_results(messages: Messages) -> list[dict[str, Any]]:
+    """The envelopes of the tool messages in a conversation, parsed, oldest first."""
+    return [json.loads(str(m["content"])) for m in messages if m.get("role") == "tool"]
+
+
+class ScriptedModel:
+    """A model that plays ``turns`` in order: the n-th request of a conversation gets the
+    n-th turn (n counted from the assistant turns already in it, so the state is the
+    conversation's own). A turn may be a function of the conversation. After the last
+    turn it says ``done``. ``seen`` keeps every conversation it was sent."""
+
+    def __init__(self, *turns: Turn | Callable[[Messages], Turn], done: str = "Done.") -> None:
+        self.turns = list(turns)
+        self.done = done
+        self.seen: list[Messages] = []
+
+    def __call__(self, messages: Messages) -> Turn:
+        self.seen.append(messages)
+        step = sum(1 for m in messages if m.get("role") == "assistant")
+        if step >= len(self.turns):
+            return say(self.done)
+        turn = self.turns[step]
+        return turn(messages) if callable(turn) else turn
+
+
+class ObedientModel:
+    """The worst case: a model that follows instructions it finds in tool results. It
+    starts with ``first``; then, whenever a tool result holds ``CALL name {json}``, it
+    calls that tool with those arguments; otherwise it says what it read."""
+
+    _CALL = re.compile(r"CALL ([a-z_]{1,64}) (\{.*?\})")
+
+    def __init__(self, first: Turn) -> None:
+        self.first = first
+
+    def __call__(self, messages: Messages) -> Turn:
+        results = tool_results(messages)
+        if not results:
+            return self.first
+        found = self._CALL.search(json.dumps(results[-1]["untrusted_data"]).replace('\\"', '"'))
+        if found and sum(1 for m in messages if m.get("role") == "assistant") < 5:
+            return call(found.group(1), found.group(2))
+        return say(json.dumps(results[-1]["untrusted_data"])[:500])

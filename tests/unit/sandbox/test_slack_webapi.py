@@ -226,6 +226,18 @@ async def test_conversations_members_paginates_with_cursors(env: Env) -> None:
     assert err.value.response["error"] == "invalid_cursor"
 
 
+async def test_conversations_list_names_the_channels_a_page_at_a_time(env: Env) -> None:
+    first = await env.client.conversations_list(limit=2)
+    names = [c["name"] for c in first["channels"]]
+    cursor = first["response_metadata"]["next_cursor"]
+    assert len(names) == 2 and cursor
+    rest = await env.client.conversations_list(limit=10, cursor=cursor)
+    names += [c["name"] for c in rest["channels"]]
+    assert rest["response_metadata"]["next_cursor"] == ""
+    assert sorted(names) == ["apollo", "general", "random"]
+    assert all(not c["is_im"] for c in first["channels"] + rest["channels"])
+
+
 async def test_conversations_info_and_users_info(env: Env) -> None:
     info = await env.client.conversations_info(channel="C0APOLLO")
     assert info["channel"]["name"] == "apollo"
