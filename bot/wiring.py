@@ -23,6 +23,7 @@ from authz.ports import Authorizer
 from bot.dedup import Deduplicator
 from bot.identity.auth0 import Auth0Client
 from bot.identity.crypto import TokenCipher
+from bot.identity.grants import Grants
 from bot.identity.service import IdentityService
 from bot.identity.slack_directory import WebApiDirectory
 from bot.identity.tokens import JwksCache, TokenVerifier
@@ -35,6 +36,10 @@ from bot.projects.service import ProjectsService
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.outbox import Outbox
+from bot.vault.client import VaultClient
+from bot.vault.connect import ConnectFlows
+from bot.vault.my_account import MyAccountApi
+from bot.vault.ports import Connection
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,10 @@ class Deps:
     auth0: Auth0Client
     projects: ProjectsService
     answers: AnswerService  # questions answered from what their readers may view
+    # Token Vault: provider tokens for the asker (cached in memory), and the links that
+    # connect a provider account; set ``connect.resume_hook`` to resume waiting requests.
+    vault: VaultClient
+    connect: ConnectFlows
 
 
 def build_slack_client(
@@ -103,6 +112,45 @@ def build_auth0(settings: Settings) -> Auth0Client:
     )
 
 
+def build_vault(
+    settings: Settings,
+    *,
+    db: Database,
+    http: aiohttp.ClientSession,
+    auth0: Auth0Client,
+    grants: Grants,
+    cipher: TokenCipher,
+) -> tuple[VaultClient, ConnectFlows]:
+    """Token Vault and the Connected Accounts flow, with the connections of settings."""
+    vault = VaultClient(
+        db=db,
+        grants=grants,
+        exchange=auth0,
+        connections={
+            Connection.GOOGLE_CALENDAR: settings.token_vault_calendar_connection,
+            Connection.SLACK: settings.token_vault_slack_connection,
+        },
+        default_scopes={
+            Connection.GOOGLE_CALENDAR: frozenset(settings.token_vault_calendar_scopes.split()),
+            Connection.SLACK: frozenset(settings.token_vault_slack_scopes.split()),
+        },
+        expiry_margin=timedelta(seconds=settings.token_vault_expiry_margin_seconds),
+    )
+    connect = ConnectFlows(
+        db=db,
+        cipher=cipher,
+        grants=grants,
+        tokens=auth0,
+        my_account=MyAccountApi(
+            base_url=auth0.my_account_audience, http=http, timeout=settings.auth0_timeout_seconds
+        ),
+        vault=vault,
+        base_url=settings.base_url,
+        ttl=timedelta(seconds=settings.connect_ttl_seconds),
+    )
+    return vault, connect
+
+
 @asynccontextmanager
 async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> AsyncIterator[Deps]:
     registry = metrics or Registry()
@@ -126,11 +174,12 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
         )
         slack = build_slack_client(settings, http)
         directory = WebApiDirectory(slack)
+        cipher = TokenCipher(settings.encryption_keyring)
         identity = IdentityService(
             db=db,
             auth0=auth0,
             verifier=verifier,
-            cipher=TokenCipher(settings.encryption_keyring),
+            cipher=cipher,
             authorizer=authorizer,
             directory=directory,
             callback_url=f"{settings.base_url}/auth/callback",
@@ -141,6 +190,15 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
         answers = await stack.enter_async_context(
             open_answers(settings, db=db, slack=slack, knowledge=knowledge, identities=identity)
         )
+        vault, connect = build_vault(
+            settings,
+            db=db,
+            http=http,
+            auth0=auth0,
+            grants=Grants(db=db, auth0=auth0, verifier=verifier, cipher=cipher),
+            cipher=cipher,
+        )
+        stack.push_async_callback(connect.close)
         yield Deps(
             settings=settings,
             db=db,
@@ -158,4 +216,6 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
                 db=db, authorizer=authorizer, outbox=outbox, people=SlackPeople(slack)
             ),
             answers=answers,
+            vault=vault,
+            connect=connect,
         )

@@ -82,6 +82,7 @@ async def test_discovery_document_matches_issuer_and_endpoints(idp: Server) -> N
         "authorization_code",
         "refresh_token",
         "client_credentials",
+        "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token",
     }
 
 
