@@ -15,8 +15,11 @@ _TOKEN_PATTERNS = [
     re.compile(r"xapp-[A-Za-z0-9-]+"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
     re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+    # Google OAuth access tokens (Token Vault's calendar tokens).
+    re.compile(r"ya29\.[A-Za-z0-9._-]+"),
     re.compile(
-        r"(?i)((?:refresh_token|access_token|id_token|client_secret|code_verifier)"
+        r"(?i)((?:refresh_token|access_token|id_token|client_secret|code_verifier"
+        r"|subject_token|auth_session|connect_code)"
         r"[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,}]+"
     ),
 ]
@@ -27,11 +30,12 @@ _SEP = r"(?:/|\\/|%2[Ff])"
 # Slack's ``response_url``s (and the sandbox's), in plain, JSON and form-encoded text.
 _BEARER_URL_PATTERNS = [
     re.compile(rf"({_SEP}auth{_SEP}link{_SEP})[^/?#&\s\"'<>|\\]+"),
+    re.compile(rf"({_SEP}connect{_SEP})(?!callback\b)[^/?#&\s\"'<>|\\]+"),
     re.compile(rf"({_SEP}response{_SEP})[^/?#&\s\"'<>|\\]+"),
     re.compile(rf"(hooks\.slack\.com{_SEP})[^\s\"'<>|&]+"),
     re.compile(r"(response_url\\?[\"']?\s*(?:[:=]|%3[Dd])\s*\\?[\"']?)[^\s\"'&,}]+"),
     re.compile(
-        r"((?:(?<=[?&;\s\"'(,{])|(?<=%3[Ff])|(?<=%26)|^)(?:state|code)(?:=|%3[Dd]))"
+        r"((?:(?<=[?&;\s\"'(,{])|(?<=%3[Ff])|(?<=%26)|^)(?:state|code|connect_code|ticket)(?:=|%3[Dd]))"
         r"[^&\s\"'<>#]+"
     ),
 ]

@@ -1044,3 +1044,67 @@ def resumed_text(connection: str) -> str:
 REQUEST_GONE = (
     "That request is no longer waiting (it was already finished, or it expired). Please ask again."
 )
+
+
+# -- connecting provider accounts (Token Vault's Connected Accounts flow) ------------------
+# Pages are HTML: ``<code>`` and ``<strong>`` are markup, everything else is escaped text.
+
+# The provider of each ``bot.vault.ports.Connection`` (their names: CONNECTION_NAMES).
+CONNECTION_PROVIDERS: dict[str, str] = {"calendar": "Google", "slack": "Slack"}
+# What pmbot does with each account, as the page tells the person before they connect it.
+CONNECTION_USES: dict[str, str] = {
+    "calendar": (
+        "pmbot will read your events and free/busy times and book the meetings you ask it "
+        "for, as you."
+    ),
+    "slack": "pmbot will post the messages you ask it for in Slack, as you.",
+}
+CONNECT_PAGE_TITLE = "Connect an account to pmbot"
+CONNECT_WARNING = "Only continue if you are this person and asked pmbot for this in Slack yourself."
+CONNECT_CONTINUE = "Continue to {provider}"
+CONNECT_SCOPES_INTRO = "pmbot asks for these permissions:"
+CONNECT_FAILED_TITLE = "Connecting failed"
+CONNECT_AGAIN = "Ask pmbot again in Slack for a new link."
+# Why connecting was refused (``bot.vault.connect.ConnectFailure``).
+CONNECT_REASONS: dict[str, str] = {
+    "unknown": f"This link is not valid. {CONNECT_AGAIN}",
+    "used": f"This link was already used. {CONNECT_AGAIN}",
+    "expired": f"This link has expired. {CONNECT_AGAIN}",
+    "not_started": "This answer was not started from a pmbot page. Nothing was connected.",
+    "browser_mismatch": (
+        "This was started in another browser. Open the link from Slack in this browser. "
+        "Nothing was connected."
+    ),
+    "forged_request": (
+        "This request did not come from pmbot's own page, so it was refused and nothing was "
+        "connected. Open the link from Slack again and press the button there."
+    ),
+    "not_linked": (
+        "Your Slack account is no longer linked to the identity this link was made for. "
+        "Run <code>/pm link</code> in Slack first. Nothing was connected."
+    ),
+    "rejected": f"Auth0 did not accept this connection. Nothing was connected. {CONNECT_AGAIN}",
+    "denied": "You did not allow access, so nothing was connected.",
+    "missing_parameters": "The answer from Auth0 is incomplete. Nothing was connected.",
+}
+CONNECT_UNAVAILABLE = (
+    "{service} is unreachable right now. Nothing was connected; in a moment, open the same "
+    "link from Slack again."
+)
+CONNECT_RESUMES = "pmbot now carries on with what you asked it for."
+CONNECT_CLOSE = "You can close this page."
+
+
+def connect_heading(account: str) -> str:
+    return f"Connect {account}"
+
+
+def connect_whom(account: str, person_html: str, workspace_html: str) -> str:
+    return (
+        f"You are connecting {account} for the Slack account of {person_html} in the "
+        f"workspace {workspace_html}."
+    )
+
+
+def connected_heading(account: str) -> str:
+    return f"{account} is connected: go back to Slack"

@@ -37,6 +37,12 @@ async def sweep_fga_outbox(deps: Deps) -> None:
     await deps.outbox.sweep()
 
 
+async def sweep_connect_requests(deps: Deps) -> None:
+    removed = await deps.connect.sweep()
+    if removed:
+        log.info("deleted %d expired account-connect requests", removed)
+
+
 def build_scheduler(deps: Deps) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
     scheduler.add_job(
@@ -69,6 +75,14 @@ def build_scheduler(deps: Deps) -> AsyncIOScheduler:
         hours=6,
         args=[deps],
         id="sweep_fga_outbox",
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        sweep_connect_requests,
+        "interval",
+        minutes=15,
+        args=[deps],
+        id="sweep_connect_requests",
         replace_existing=True,
     )
     return scheduler

@@ -27,10 +27,15 @@ def mount_sandbox(app: web.Application, deps: Deps) -> None:
     restart shows the conversations of the previous run."""
     from bot.knowledge.ingest import Ingester
     from sandbox.demo import seed_demo
+    from sandbox.federation import Federation
     from sandbox.idp import DevIdentityProvider, IdpClient, default_users
+    from sandbox.idp.federated import ProviderKind
     from sandbox.slack import SlackSandbox, default_seed
 
     settings = deps.settings
+    # One registry of connected provider accounts and the tokens issued for them: the dev
+    # identity provider issues them, the sandbox providers accept only those.
+    federation = Federation()
     sandbox = SlackSandbox(
         seed=default_seed(),
         signing_secret=settings.signing_secret,
@@ -68,11 +73,19 @@ def mount_sandbox(app: web.Application, deps: Deps) -> None:
                     if settings.auth0_client_secret
                     else ""
                 ),
-                callback_urls=[f"{settings.base_url}/auth/callback"],
+                callback_urls=[
+                    f"{settings.base_url}/auth/callback",
+                    deps.connect.callback_url,
+                ],
                 name="pmbot",
             )
         ],
         audience=settings.auth0_audience,
+        federation=federation,
+        connections={
+            settings.token_vault_calendar_connection: ProviderKind.GOOGLE,
+            settings.token_vault_slack_connection: ProviderKind.SLACK,
+        },
     )
     app.add_subapp("/idp/", idp.app())
 

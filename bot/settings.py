@@ -132,6 +132,33 @@ class Settings(BaseSettings):
         default=1800, ge=60, le=86_400, alias="AGENT_REQUEST_TTL"
     )
 
+    # Token Vault (bot/vault/): provider access tokens for the asker from Auth0's token
+    # exchange, kept in memory until TOKEN_VAULT_EXPIRY_MARGIN seconds before they expire;
+    # accounts not connected yet are connected through the My Account API's Connected
+    # Accounts flow, from a link valid CONNECT_TTL seconds.
+    token_vault_calendar_connection: str = Field(
+        default="google-oauth2",
+        min_length=1,
+        max_length=128,
+        alias="TOKEN_VAULT_CALENDAR_CONNECTION",
+    )
+    token_vault_slack_connection: str = Field(
+        default="sign-in-with-slack",
+        min_length=1,
+        max_length=128,
+        alias="TOKEN_VAULT_SLACK_CONNECTION",
+    )
+    token_vault_calendar_scopes: str = Field(
+        default="https://www.googleapis.com/auth/calendar.events "
+        "https://www.googleapis.com/auth/calendar.freebusy",
+        alias="TOKEN_VAULT_CALENDAR_SCOPES",
+    )
+    token_vault_slack_scopes: str = Field(default="chat:write", alias="TOKEN_VAULT_SLACK_SCOPES")
+    token_vault_expiry_margin_seconds: int = Field(
+        default=60, ge=0, le=3600, alias="TOKEN_VAULT_EXPIRY_MARGIN"
+    )
+    connect_ttl_seconds: int = Field(default=600, ge=60, le=3600, alias="CONNECT_TTL")
+
     @model_validator(mode="after")
     def _answers_consistent(self) -> Settings:
         if self.openai_model and not (self.openai_base_url or self.openai_api_key):

@@ -12,6 +12,8 @@ from bot.identity.routes import LinkRoutes
 from bot.identity.routes import add_routes as add_auth_routes
 from bot.ingress import SlackIngress, add_slack_routes
 from bot.settings import Mode
+from bot.vault.routes import ConnectRoutes
+from bot.vault.routes import add_routes as add_connect_routes
 from bot.websec import security_middleware
 from bot.wiring import Deps
 
@@ -72,6 +74,16 @@ def create_web_app(
             identity=deps.identity,
             directory=deps.directory,
             notify=SlackLinkNotifier(deps.slack),
+            public_url=deps.settings.base_url,
+            auth0_url=deps.auth0.base_url,
+        ),
+    )
+    add_connect_routes(
+        app,
+        ConnectRoutes(
+            flows=deps.connect,
+            directory=deps.directory,
+            cipher=deps.identity.cipher,
             public_url=deps.settings.base_url,
             auth0_url=deps.auth0.base_url,
         ),

@@ -30,15 +30,14 @@ from bot.agent.services import AgentServices
 from bot.agent.unconfigured import (
     UnconfiguredApprovals,
     UnconfiguredCalendar,
-    UnconfiguredConnectLinks,
     UnconfiguredSlackAsUser,
-    UnconfiguredVault,
 )
 from bot.approvals.ciba import Auth0CibaClient
 from bot.audit import AuditLog
 from bot.dedup import Deduplicator
 from bot.identity.auth0 import Auth0Client
 from bot.identity.crypto import TokenCipher
+from bot.identity.grants import Grants
 from bot.identity.service import IdentityService
 from bot.identity.slack_directory import WebApiDirectory
 from bot.identity.tokens import JwksCache, TokenVerifier
@@ -51,6 +50,10 @@ from bot.projects.service import ProjectsService
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.outbox import Outbox
+from bot.vault.client import VaultClient
+from bot.vault.connect import ConnectFlows
+from bot.vault.my_account import MyAccountApi
+from bot.vault.ports import Connection, ConnectLinks, TokenVault
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,10 @@ class Deps:
     # -- approvals: CIBA --
     ciba: Auth0CibaClient  # /bc-authorize and the CIBA grant (bot.approvals.ports.CibaClient)
     agent: AgentService  # tools run as the asker: plain commands and the model's calls
+    # Token Vault: provider tokens for the asker (cached in memory), and the links that
+    # connect a provider account; set ``connect.resume_hook`` to resume waiting requests.
+    vault: VaultClient
+    connect: ConnectFlows
 
 
 def build_slack_client(
@@ -122,6 +129,45 @@ def build_auth0(settings: Settings) -> Auth0Client:
     )
 
 
+def build_vault(
+    settings: Settings,
+    *,
+    db: Database,
+    http: aiohttp.ClientSession,
+    auth0: Auth0Client,
+    grants: Grants,
+    cipher: TokenCipher,
+) -> tuple[VaultClient, ConnectFlows]:
+    """Token Vault and the Connected Accounts flow, with the connections of settings."""
+    vault = VaultClient(
+        db=db,
+        grants=grants,
+        exchange=auth0,
+        connections={
+            Connection.GOOGLE_CALENDAR: settings.token_vault_calendar_connection,
+            Connection.SLACK: settings.token_vault_slack_connection,
+        },
+        default_scopes={
+            Connection.GOOGLE_CALENDAR: frozenset(settings.token_vault_calendar_scopes.split()),
+            Connection.SLACK: frozenset(settings.token_vault_slack_scopes.split()),
+        },
+        expiry_margin=timedelta(seconds=settings.token_vault_expiry_margin_seconds),
+    )
+    connect = ConnectFlows(
+        db=db,
+        cipher=cipher,
+        grants=grants,
+        tokens=auth0,
+        my_account=MyAccountApi(
+            base_url=auth0.my_account_audience, http=http, timeout=settings.auth0_timeout_seconds
+        ),
+        vault=vault,
+        base_url=settings.base_url,
+        ttl=timedelta(seconds=settings.connect_ttl_seconds),
+    )
+    return vault, connect
+
+
 @asynccontextmanager
 async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> AsyncIterator[Deps]:
     registry = metrics or Registry()
@@ -145,11 +191,12 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
         )
         slack = build_slack_client(settings, http)
         directory = WebApiDirectory(slack)
+        cipher = TokenCipher(settings.encryption_keyring)
         identity = IdentityService(
             db=db,
             auth0=auth0,
             verifier=verifier,
-            cipher=TokenCipher(settings.encryption_keyring),
+            cipher=cipher,
             authorizer=authorizer,
             directory=directory,
             callback_url=f"{settings.base_url}/auth/callback",
@@ -162,6 +209,15 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
         answers = await stack.enter_async_context(
             open_answers(settings, db=db, slack=slack, knowledge=knowledge, identities=identity)
         )
+        vault, connect = build_vault(
+            settings,
+            db=db,
+            http=http,
+            auth0=auth0,
+            grants=Grants(db=db, auth0=auth0, verifier=verifier, cipher=cipher),
+            cipher=cipher,
+        )
+        stack.push_async_callback(connect.close)
         people = SlackPeople(slack)
         projects = ProjectsService(db=db, authorizer=authorizer, outbox=outbox, people=people)
         agent = await stack.enter_async_context(
@@ -174,8 +230,12 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
                 projects=projects,
                 people=people,
                 identity=identity,
+                vault=vault,
+                connect=connect,
             )
         )
+        # A request that waited for a connected account resumes once it is connected.
+        connect.resume_hook = agent.resume
         yield Deps(
             settings=settings,
             db=db,
@@ -192,6 +252,8 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
             projects=projects,
             answers=answers,
             ciba=ciba,
+            vault=vault,
+            connect=connect,
             agent=agent,
         )
 
@@ -207,11 +269,13 @@ async def open_agent(
     projects: ProjectsService,
     people: SlackPeople,
     identity: IdentityService,
+    vault: TokenVault,
+    connect: ConnectLinks,
 ) -> AsyncIterator[AgentService]:
     """The agent: its tools, their runner, the model loop (with OPENAI_MODEL) and the
-    requests waiting for a connected account. Token Vault, the provider APIs, the connect
-    links and approvals are the unconfigured stand-ins until their implementations are
-    wired here: they refuse clearly, and nothing destructive runs without an approval."""
+    requests waiting for a connected account. Providers and approvals that are not
+    configured are stand-ins that refuse clearly: nothing destructive runs without an
+    approval."""
     registry = ToolRegistry()
     runner = ToolRunner(registry=registry, timeout=settings.agent_tool_timeout_seconds)
     services = AgentServices(
@@ -222,10 +286,10 @@ async def open_agent(
         people=people,
         audit=AuditLog(db=db),
         approvals=UnconfiguredApprovals(),
-        vault=UnconfiguredVault(),
+        vault=vault,
         calendar=UnconfiguredCalendar(),
         slack_as_user=UnconfiguredSlackAsUser(),
-        connect=UnconfiguredConnectLinks(),
+        connect=connect,
         channels=SlackChannels(slack),
     )
     async with open_agent_loop(settings, runner=runner, registry=registry) as loop:

@@ -223,7 +223,7 @@ async def running_bot(
                 IdpClient(
                     client_id=CLIENT_ID,
                     client_secret=CLIENT_SECRET,
-                    callback_urls=[f"{bot_url}/auth/callback"],
+                    callback_urls=[f"{bot_url}/auth/callback", f"{bot_url}/connect/callback"],
                 )
             ],
             audience=AUDIENCE,

@@ -231,6 +231,11 @@ class ToolRunner:
                 destructive=destructive,
             )
         except Exception as exc:  # every failure becomes an outcome
+            if isinstance(exc, ProviderRejected) and exc.status == 401:
+                # The provider no longer takes the cached token: the next call exchanges
+                # the refresh token again instead of reusing it until it expires.
+                for connection in Connection:
+                    ctx.services.vault.invalidate(ctx.asker, connection)
             code, detail = _failure(exc)
             if code is FailureCode.FAILED and not isinstance(exc, ProviderRejected):
                 log.exception("tool %s failed", name)

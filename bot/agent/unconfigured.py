@@ -29,6 +29,9 @@ class UnconfiguredVault:
     ) -> ProviderToken:
         raise ToolFailure(FailureCode.UNAVAILABLE, words.not_set_up_text(connection.value))
 
+    def invalidate(self, identity: Identity, connection: Connection) -> None:
+        """Nothing is cached."""
+
 
 class UnconfiguredCalendar:
     async def list_events(

@@ -14,6 +14,7 @@ import hashlib
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,6 +25,10 @@ from auth0.authentication.exceptions import Auth0Error
 from bot.errors import ServiceUnavailable
 
 LOGIN_SCOPES = "openid profile email offline_access"
+# Token Vault's exchange (OAuth 2.0 Token Exchange with Auth0's grant type): the user's
+# refresh token is the subject, a provider access token of a federated connection is asked.
+SUBJECT_REFRESH_TOKEN = "urn:ietf:params:oauth:token-type:refresh_token"  # noqa: S105
+FEDERATED_ACCESS_TOKEN = "http://auth0.com/oauth/token-type/federated-connection-access-token"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -62,12 +67,44 @@ class TokenSet:
 
 
 class Auth0Rejected(Exception):
-    """Auth0 answered with an OAuth error (``error`` code is kept, the description too)."""
+    """Auth0 answered with an OAuth error (``error`` code is kept, the description and the
+    HTTP status too)."""
 
-    def __init__(self, error: str, description: str) -> None:
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
         super().__init__(error)
         self.error = error
         self.description = description
+        self.status = status
+
+
+@dataclass(frozen=True)
+class FederatedToken:
+    """A provider access token from Token Vault: ``scopes`` is None when Auth0 did not say
+    (it sends ``scope`` when the granted scopes differ from the connection's)."""
+
+    access_token: str
+    expires_in: int
+    scopes: frozenset[str] | None
+
+    @classmethod
+    def from_response(cls, doc: object) -> FederatedToken:
+        if not isinstance(doc, dict):
+            raise ServiceUnavailable("Auth0")
+        token = doc.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise ServiceUnavailable("Auth0")
+        try:
+            expires_in = int(doc.get("expires_in") or 300)
+        except (TypeError, ValueError):
+            expires_in = 300
+        scope = doc.get("scope")
+        scopes = frozenset(scope.split()) if isinstance(scope, str) else None
+        return cls(access_token=token, expires_in=expires_in, scopes=scopes)
+
+    def __repr__(self) -> str:
+        # Never print the token, whatever logs or tracebacks do with this object.
+        scopes = sorted(self.scopes) if self.scopes is not None else None
+        return f"FederatedToken(expires_in={self.expires_in}, scopes={scopes})"
 
 
 def s256_challenge(verifier: str) -> str:
@@ -160,7 +197,7 @@ class Auth0Client:
         except Auth0Error as exc:
             if exc.status_code >= 500 or exc.status_code == 429:
                 raise ServiceUnavailable("Auth0") from None
-            raise Auth0Rejected(str(exc.error_code), str(exc.message)) from None
+            raise Auth0Rejected(str(exc.error_code), str(exc.message), exc.status_code) from None
         except requests.RequestException:
             raise ServiceUnavailable("Auth0") from None
 
@@ -182,6 +219,47 @@ class Auth0Client:
     async def refresh(self, refresh_token: str) -> TokenSet:
         client = self._get_token()
         return TokenSet.from_response(await self._call(client.refresh_token, refresh_token))
+
+    @property
+    def my_account_audience(self) -> str:
+        """The My Account API's audience (and base URL): ``https://DOMAIN/me/``."""
+        return f"{self.base_url}/me/"
+
+    async def access_token_for_connection(
+        self, refresh_token: str, connection: str
+    ) -> FederatedToken:
+        """Token Vault: a provider access token of ``connection`` for the user whose
+        refresh token this is. ``Auth0Rejected`` (401: that account is not connected),
+        ``ServiceUnavailable`` (429, 5xx, unreachable)."""
+        client = self._get_token()
+        doc = await self._call(
+            partial(
+                client.access_token_for_connection,
+                subject_token_type=SUBJECT_REFRESH_TOKEN,
+                subject_token=refresh_token,
+                requested_token_type=FEDERATED_ACCESS_TOKEN,
+                connection=connection,
+            )
+        )
+        return FederatedToken.from_response(doc)
+
+    async def my_account_token(self, refresh_token: str, scope: str) -> TokenSet:
+        """An access token for the My Account API from the user's refresh token (a
+        multi-resource refresh token: the application's refresh token policy must allow
+        the ``https://DOMAIN/me/`` audience and ``scope``)."""
+        client = self._get_token()
+        doc = await self._call(
+            client.authenticated_post,
+            f"{self.base_url}/oauth/token",
+            {
+                "client_id": self.client_id,
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+                "audience": self.my_account_audience,
+                "scope": scope,
+            },
+        )
+        return TokenSet.from_response(doc)
 
     async def revoke(self, refresh_token: str) -> None:
         client = RevokeToken(**self._client_args())

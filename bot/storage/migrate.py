@@ -24,6 +24,7 @@ def target_metadata() -> list[MetaData]:
     from bot.agent import requests  # noqa: F401 - registers the agent's waiting requests
     from bot.knowledge import feedback  # noqa: F401 - registers the answers tables on Base
     from bot.storage.models import Base
+    from bot.vault import models as vault_models  # noqa: F401 - registers connect_requests
 
     # The sandbox's workspace (for `make run`) lives in the bot's database, so its tables
     # are migrated too: a production database carries them, empty, as nothing outside

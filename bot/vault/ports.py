@@ -52,6 +52,10 @@ class TokenVault(Protocol):
         expires); :class:`ConnectionRequired` or ``bot.errors.ServiceUnavailable``."""
         ...
 
+    def invalidate(self, identity: Identity, connection: Connection) -> None:
+        """Forget the cached token: the provider answered 401, it is not good any more."""
+        ...
+
 
 class ConnectLinks(Protocol):
     async def connect_url(

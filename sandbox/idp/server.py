@@ -10,7 +10,9 @@ application) and :func:`serve`. The endpoints live beside it: discovery and JWKS
 :mod:`sandbox.idp.authorize`, ``/oauth/token`` and its grants in :mod:`sandbox.idp.tokens`,
 ``/userinfo`` and ``/oauth/revoke`` in :mod:`sandbox.idp.userinfo`, ``/bc-authorize`` and
 the CIBA grant in :mod:`sandbox.idp.ciba`, the authenticator page that answers CIBA
-requests in :mod:`sandbox.idp.authenticator`. What they share is the
+requests in :mod:`sandbox.idp.authenticator`, the Token Vault exchange in
+:mod:`sandbox.idp.federated` and the My Account API's Connected Accounts flow with its
+consent page in :mod:`sandbox.idp.my_account`. What they share is the
 :class:`~sandbox.idp.tenant.Tenant`; errors, body parameters, client authentication and
 PKCE are in :mod:`sandbox.idp.oauth`.
 """
@@ -24,11 +26,14 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from sandbox.federation import Federation
 from sandbox.idp.authenticator import AuthenticatorPage
 from sandbox.idp.authorize import LoginEndpoints
 from sandbox.idp.ciba import CibaRequests
 from sandbox.idp.discovery import DiscoveryEndpoints
+from sandbox.idp.federated import DEFAULT_CONNECTIONS, ProviderKind, TokenVaultGrant
 from sandbox.idp.models import IdpClient, IdpUser
+from sandbox.idp.my_account import ConnectedAccountsEndpoints
 from sandbox.idp.oauth import TOKEN_HEADERS, GrantHandler
 from sandbox.idp.store import Grant
 from sandbox.idp.tenant import Tenant
@@ -49,6 +54,10 @@ class DevIdentityProvider:
         audience: the API identifier; it is also the tenant's default audience, so
             tokens are JWTs for it even when a request names no audience.
         access_token_ttl / id_token_ttl: token lifetimes in seconds.
+        federation: the provider accounts people connect and the tokens issued for
+            them (Token Vault), shared with the sandbox providers; a new one by default.
+        connections: the federated connections by name and the provider each stands
+            for (default ``google-oauth2`` and ``sign-in-with-slack``).
     """
 
     def __init__(
@@ -61,6 +70,8 @@ class DevIdentityProvider:
         access_token_ttl: int = 3600,
         id_token_ttl: int = 600,
         rotate_refresh_tokens: bool = False,
+        federation: Federation | None = None,
+        connections: dict[str, ProviderKind] | None = None,
     ) -> None:
         self._tenant = Tenant(
             issuer=issuer,
@@ -80,6 +91,12 @@ class DevIdentityProvider:
         # expire, set_delay); see sandbox.idp.ciba.
         self.ciba = CibaRequests(self._tenant, self._tokens)
         self._authenticator = AuthenticatorPage(self._tenant, self.ciba)
+        self._token_vault = TokenVaultGrant(
+            self._tenant,
+            federation if federation is not None else Federation(),
+            connections if connections is not None else DEFAULT_CONNECTIONS,
+        )
+        self._connected_accounts = ConnectedAccountsEndpoints(self._tenant, self._token_vault)
 
     # -- configuration -----------------------------------------------------------
 
@@ -162,6 +179,16 @@ class DevIdentityProvider:
             with_refresh_token=with_refresh_token,
         )
 
+    @property
+    def federation(self) -> Federation:
+        """The connected provider accounts and the tokens issued for them."""
+        return self._token_vault.federation
+
+    @property
+    def token_vault(self) -> TokenVaultGrant:
+        """The Token Vault exchange: its ``exchanges`` count and injected ``faults``."""
+        return self._token_vault
+
     def app(self) -> web.Application:
         """A new aiohttp application serving this provider's (shared) state."""
         app = web.Application(middlewares=[self._availability_middleware])
@@ -175,6 +202,11 @@ class DevIdentityProvider:
         app.router.add_post("/bc-authorize", self.ciba.bc_authorize)
         app.router.add_get("/authenticator", self._authenticator.page)
         app.router.add_post("/authenticator", self._authenticator.act)
+        accounts = self._connected_accounts
+        app.router.add_post("/me/v1/connected-accounts/connect", accounts.connect)
+        app.router.add_post("/me/v1/connected-accounts/complete", accounts.complete)
+        app.router.add_get("/connected-accounts/connect", accounts.consent)
+        app.router.add_post("/connected-accounts/connect", accounts.decide)
         return app
 
     # -- plumbing ----------------------------------------------------------------

@@ -94,3 +94,33 @@ def error_page(error: str, description: str) -> str:
         f"<p data-testid='idp-error-description'>{escape(description)}</p>"
     )
     return _page("Error · pmbot dev identity provider", body)
+
+
+def consent_page(
+    *, ticket: str, provider: str, slack: bool, person: str, account: str, scopes: Sequence[str]
+) -> str:
+    """The provider's authorization screen of the Connected Accounts flow (Google's or
+    Slack's, played by the sandbox) for the person the connect ticket was made for."""
+    question = (
+        "Allow pmbot to post to Slack as you?"
+        if slack
+        else "Allow pmbot to manage your Google Calendar?"
+    )
+    ticket_field = f"<input type='hidden' name='ticket' value='{escape(ticket)}'>"
+    items = "".join(f"<li><code>{escape(s)}</code></li>" for s in scopes)
+    body = (
+        f"<p class='note'>{escape(provider)} · sandbox</p>"
+        f"<h1 data-testid='consent-question'>{escape(question)}</h1>"
+        f"<p>Signed in to {escape(provider)} as <strong data-testid='consent-account'>"
+        f"{escape(account)}</strong> ({escape(person)}).</p>"
+        f"<p>pmbot asks for:</p><ul data-testid='consent-scopes'>{items}</ul>"
+        "<form method='post' action='connect'>"
+        f"{ticket_field}<input type='hidden' name='decision' value='allow'>"
+        "<button class='primary' type='submit' data-testid='consent-allow'>Allow</button></form>"
+        "<form method='post' action='connect'>"
+        f"{ticket_field}<input type='hidden' name='decision' value='deny'>"
+        "<button class='cancel' type='submit' data-testid='consent-deny'>Deny</button></form>"
+        f"<p class='note'>The sandbox stands in for {escape(provider)}: nothing leaves this "
+        "machine.</p>"
+    )
+    return _page(f"{provider} · connect pmbot", body)

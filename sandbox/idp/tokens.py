@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.idp.federated import my_account_audience, my_account_token
 from sandbox.idp.models import (
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
@@ -179,6 +180,13 @@ class TokenEndpoint:
         grant = self._tenant.store.grant(record.grant_id)
         if user is None or grant is None:
             raise OAuthError(403, "invalid_grant", "Unknown or invalid refresh token.")
+        audience = req.params.get("audience")
+        if audience is not None and audience != self._tenant.audience:
+            # Multi-resource refresh tokens: the client's policy lets its refresh tokens
+            # get My Account API tokens, and nothing else.
+            if audience == my_account_audience(self._tenant.issuer or ""):
+                return my_account_token(self._tenant, record, req.params.get("scope"))
+            raise OAuthError(403, "access_denied", f"Service not enabled within domain: {audience}")
         scope = record.scope
         requested = split_scope(req.params.get("scope"))
         if requested:

@@ -43,6 +43,9 @@ class StaticVault:
             access_token=token, expires_at=datetime.now(UTC) + timedelta(hours=1), scopes=scopes
         )
 
+    def invalidate(self, identity: Identity, connection: Connection) -> None:
+        """Nothing is cached."""
+
 
 @dataclass
 class MemoryCalendar:

@@ -162,13 +162,16 @@ def next_weekday_at(hour: int) -> tuple[str, datetime]:
 
 async def test_unconfigured_providers_and_approvals_refuse_clearly(bot: Harness) -> None:
     await apollo(bot)
-    assert "Google Calendar is not set up" in await pm(bot, "U0ALICE", "events today")
+    # Token Vault is real: an account never connected is offered the Connect button.
+    assert "I need your Google Calendar account connected" in await pm(
+        bot, "U0ALICE", "events today"
+    )
     refused = await pm(bot, "U0ALICE", "delete project Apollo")
     assert "Approvals are not set up" in refused and "Nothing was deleted" in refused
     assert await count(bot, Project) == 1
     entries = [e for e in await audit(bot) if e.kind == "tool"]
     assert [(e.action, e.outcome) for e in entries] == [
-        ("list_my_events", "unavailable"),
+        ("list_my_events", "connection_required"),
         ("delete_project", "unavailable"),
     ]
     assert entries[1].arguments == {"project": "Apollo"} and entries[1].actor_sub == "auth0|alice"

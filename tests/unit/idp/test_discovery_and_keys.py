@@ -83,6 +83,7 @@ async def test_discovery_document_matches_issuer_and_endpoints(idp: Server) -> N
         "refresh_token",
         "client_credentials",
         "urn:openid:params:grant-type:ciba",
+        "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token",
     }
 
 
