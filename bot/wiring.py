@@ -32,6 +32,9 @@ from bot.knowledge.ports import AuthorizedRetriever
 from bot.metrics import Registry
 from bot.projects.people import SlackPeople
 from bot.projects.service import ProjectsService
+from bot.providers.google_calendar import GoogleCalendarClient
+from bot.providers.ports import CalendarApi, SlackAsUser
+from bot.providers.slack_user import SlackUserClient
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.outbox import Outbox
@@ -57,6 +60,9 @@ class Deps:
     auth0: Auth0Client
     projects: ProjectsService
     answers: AnswerService  # questions answered from what their readers may view
+    # Provider APIs called as the person with their Token Vault token.
+    calendar: CalendarApi  # Google Calendar v3 at GOOGLE_CALENDAR_API_URL
+    slack_as_user: SlackAsUser  # chat.postMessage with the person's user token
 
 
 def build_slack_client(
@@ -158,4 +164,15 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
                 db=db, authorizer=authorizer, outbox=outbox, people=SlackPeople(slack)
             ),
             answers=answers,
+            calendar=GoogleCalendarClient(
+                base_url=settings.google_calendar_api_url,
+                session=http,
+                timeout=settings.provider_timeout_seconds,
+            ),
+            slack_as_user=SlackUserClient(
+                base_url=settings.slack_api_url,
+                session=http,
+                timeout=settings.provider_timeout_seconds,
+                bot=slack,
+            ),
         )
