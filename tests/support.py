@@ -311,3 +311,30 @@ async def serving_embedded_default(database_path: str) -> AsyncIterator[str]:
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)
+
+
+@asynccontextmanager
+async def serving_sandbox_mode(
+    database_url: str,
+) -> AsyncIterator[tuple[web.Application, Deps, str]]:
+    """pmbot in sandbox mode as ``pmbot serve`` assembles it (the Slack sandbox, the
+    sandbox calendar and the dev identity provider mounted by ``mount_sandbox``) on a free
+    loopback port, with its app (``app[FEDERATION_KEY]`` is the sandbox's one federation),
+    its ``Deps`` and its URL."""
+    from bot.server import mount_sandbox
+
+    async with AsyncExitStack() as stack:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        stack.callback(sock.close)
+        settings = load_settings(
+            PMBOT_MODE="sandbox", PMBOT_PORT=sock.getsockname()[1], DATABASE_URL=database_url
+        )
+        deps = await stack.enter_async_context(open_deps(settings))
+        ingress = SlackIngress(bolt=build_bolt_app(deps), dedup=deps.dedup, metrics=deps.metrics)
+        stack.push_async_callback(ingress.drain)
+        app = create_web_app(deps, ingress)
+        mount_sandbox(app, deps)
+        runner, url = await start_site(app, sock)
+        stack.push_async_callback(runner.cleanup)
+        yield app, deps, url
