@@ -332,3 +332,10 @@ async def test_the_token_reaches_no_log_and_no_exception(
         assert exc.__cause__ is None
     assert secret not in repr(token)
     assert secret not in caplog.text
+
+
+def test_google_access_tokens_are_redacted_from_log_lines_whatever_logs_them() -> None:
+    from bot.logs import REDACTED, RedactingFilter
+
+    line = "calling with ya29.a0AfB_byC-xyz.123 and xoxp-1-2-3 for alice"
+    assert RedactingFilter().redact(line) == f"calling with {REDACTED} and {REDACTED} for alice"
