@@ -297,6 +297,8 @@ async def test_the_token_reaches_no_log_and_no_exception(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    for name in ("aiohttp", "bot", "sandbox"):
+        caplog.set_level(logging.DEBUG, logger=name)
     token = env.token(ALICE, frozenset({AUTH + "calendar.readonly"}))
     start, end = week()
     raised: list[BaseException] = []

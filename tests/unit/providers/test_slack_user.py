@@ -208,6 +208,9 @@ async def test_the_user_token_reaches_no_log_and_no_exception(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # slack_sdk logs requests and answers in full at DEBUG (its own level, whatever an
+    # earlier logging set-up quietened it to).
+    caplog.set_level(logging.DEBUG, logger="slack_sdk")
     token = env.token("U0DAVE")
     raised: list[BaseException] = []
     env.sandbox.fail_next("chat.postMessage", times=1, retry_after=1)
