@@ -12,7 +12,7 @@ import aiohttp
 from bot.providers.google_calendar import WRITE_EVENTS_SCOPES
 from bot.vault.ports import ProviderToken
 from sandbox.federation import FEDERATION_KEY, ConnectedAccount, Federation
-from tests.support import serving_sandbox_mode
+from tests.support import running_bot, serving_sandbox_mode
 
 GOOGLE = frozenset(
     {
@@ -82,3 +82,21 @@ async def test_sandbox_mode_books_meetings_and_posts_as_the_person(database_url:
             assert page.status == 200 and "text/html" in page.headers["Content-Type"]
         async with http.get(f"{url}/sandbox/calendar/") as page:
             assert page.status == 200 and "Sandbox calendars" in await page.text()
+
+
+async def test_the_test_harness_gives_the_bot_the_provider_sandboxes(database_url: str) -> None:
+    async with running_bot(database_url) as h:
+        assert h.federation is not None and h.calendar is not None
+        google = connect(h.federation, "google-oauth2", "alice@example.com", GOOGLE, "ya29.")
+        slack = connect(
+            h.federation, "sign-in-with-slack", "U0ALICE", frozenset({"chat:write"}), "xoxp-"
+        )
+        start = datetime.now(UTC)
+        events = await h.deps.calendar.list_events(
+            google, time_min=start, time_max=start + timedelta(days=8)
+        )
+        assert len(events) == 5  # alice's demo week
+        posted = await h.deps.slack_as_user.post_message(slack, channel="C0GENERAL", text="hi")
+        [message] = h.sandbox.messages("C0GENERAL")
+        assert (message["ts"], message["user"]) == (posted.ts, "U0ALICE")
+        assert "bot_id" not in message
