@@ -13,6 +13,7 @@ from typing import Any, TextIO
 _TOKEN_PATTERNS = [
     re.compile(r"xox[abposer]-[A-Za-z0-9-]+"),
     re.compile(r"xapp-[A-Za-z0-9-]+"),
+    re.compile(r"ya29\.[A-Za-z0-9._-]+"),  # Google OAuth access tokens (Token Vault's)
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
     re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
     # Google OAuth access tokens (Token Vault's calendar tokens).

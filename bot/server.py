@@ -22,12 +22,18 @@ log = logging.getLogger("pmbot")
 
 
 def mount_sandbox(app: web.Application, deps: Deps) -> None:
-    """Mount the local Slack workspace under /sandbox/ (and send / there) and the dev
-    identity provider under /idp/. The workspace is kept in the bot's database, so a
-    restart shows the conversations of the previous run."""
+    """Mount the local Slack workspace under /sandbox/ (and send / there), the sandbox
+    calendar under /sandbox/calendar/ and the dev identity provider under /idp/. The
+    workspace is kept in the bot's database, so a restart shows the conversations of the
+    previous run; the calendar starts from the demo week on every start.
+
+    One federation of connected provider accounts is shared by all three: the identity
+    provider issues its tokens, the calendar and the Slack Web API accept only those. It is
+    kept on the app (``app[FEDERATION_KEY]``)."""
     from bot.knowledge.ingest import Ingester
+    from sandbox.calendar import CalendarService
     from sandbox.demo import seed_demo
-    from sandbox.federation import Federation
+    from sandbox.federation import FEDERATION_KEY, Federation
     from sandbox.idp import DevIdentityProvider, IdpClient, default_users
     from sandbox.idp.federated import ProviderKind
     from sandbox.slack import SlackSandbox, default_seed
@@ -36,6 +42,14 @@ def mount_sandbox(app: web.Application, deps: Deps) -> None:
     # One registry of connected provider accounts and the tokens issued for them: the dev
     # identity provider issues them, the sandbox providers accept only those.
     federation = Federation()
+    app[FEDERATION_KEY] = federation
+    calendar = CalendarService(
+        federation=federation,
+        public_url=f"{settings.base_url}/sandbox/calendar/",
+        connection=settings.token_vault_calendar_connection,
+    )
+    # Before the workspace's /sandbox/: the longer prefix must be the one that answers.
+    app.add_subapp("/sandbox/calendar/", calendar.app())
     sandbox = SlackSandbox(
         seed=default_seed(),
         signing_secret=settings.signing_secret,
@@ -43,6 +57,8 @@ def mount_sandbox(app: web.Application, deps: Deps) -> None:
         events_url=f"{settings.base_url}/slack/events",
         public_url=f"{settings.base_url}/sandbox",
         engine=deps.db.engine,
+        federation=federation,
+        user_token_connection=settings.token_vault_slack_connection,
     )
     app.add_subapp("/sandbox/", sandbox.app())
 

@@ -159,6 +159,29 @@ class Settings(BaseSettings):
     )
     connect_ttl_seconds: int = Field(default=600, ge=60, le=3600, alias="CONNECT_TTL")
 
+    # Provider APIs called as the person with a Token Vault token (bot/providers/): Google
+    # Calendar v3 over aiohttp, Slack's chat.postMessage with a user token (at SLACK_API_URL).
+    # In sandbox mode the calendar defaults to the sandbox calendar on pmbot's own server.
+    google_calendar_api_url: str = Field(
+        default="https://www.googleapis.com/calendar/v3/", alias="GOOGLE_CALENDAR_API_URL"
+    )
+    provider_timeout_seconds: float = Field(default=10.0, gt=0, le=120, alias="PROVIDER_TIMEOUT")
+
+    @field_validator("google_calendar_api_url")
+    @classmethod
+    def _calendar_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _calendar_over_https(self) -> Settings:
+        # The person's Google token travels to this URL: never in clear text over a network.
+        url = urlsplit(self.google_calendar_api_url)
+        if url.scheme != "https" and not is_loopback_host(url.hostname or ""):
+            raise ValueError("GOOGLE_CALENDAR_API_URL must be https (unless on a loopback host)")
+        return self
+
     @model_validator(mode="after")
     def _answers_consistent(self) -> Settings:
         if self.openai_model and not (self.openai_base_url or self.openai_api_key):
@@ -221,6 +244,9 @@ class Settings(BaseSettings):
         if self.mode is Mode.SANDBOX and "slack_api_url" not in self.model_fields_set:
             # The sandbox's Slack Web API emulator is mounted on pmbot's own server.
             self.slack_api_url = f"{self.base_url}/sandbox/api/"
+        if self.mode is Mode.SANDBOX and "google_calendar_api_url" not in self.model_fields_set:
+            # The sandbox calendar is mounted on pmbot's own server too.
+            self.google_calendar_api_url = f"{self.base_url}/sandbox/calendar/calendar/v3/"
         if self.mode is Mode.SANDBOX and "auth0_domain" not in self.model_fields_set:
             # The sandbox's dev identity provider is mounted on pmbot's own server.
             self.auth0_domain = f"{self.host}:{self.port}/idp"

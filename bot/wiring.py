@@ -29,8 +29,6 @@ from bot.agent.service import AgentService
 from bot.agent.services import AgentServices
 from bot.agent.unconfigured import (
     UnconfiguredApprovals,
-    UnconfiguredCalendar,
-    UnconfiguredSlackAsUser,
 )
 from bot.approvals.ciba import Auth0CibaClient
 from bot.audit import AuditLog
@@ -47,6 +45,9 @@ from bot.knowledge.ports import AuthorizedRetriever
 from bot.metrics import Registry
 from bot.projects.people import SlackPeople
 from bot.projects.service import ProjectsService
+from bot.providers.google_calendar import GoogleCalendarClient
+from bot.providers.ports import CalendarApi, SlackAsUser
+from bot.providers.slack_user import SlackUserClient
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.outbox import Outbox
@@ -83,6 +84,9 @@ class Deps:
     # connect a provider account; set ``connect.resume_hook`` to resume waiting requests.
     vault: VaultClient
     connect: ConnectFlows
+    # Provider APIs called as the person with their Token Vault token.
+    calendar: CalendarApi  # Google Calendar v3 at GOOGLE_CALENDAR_API_URL
+    slack_as_user: SlackAsUser  # chat.postMessage with the person's user token
 
 
 def build_slack_client(
@@ -220,6 +224,17 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
         stack.push_async_callback(connect.close)
         people = SlackPeople(slack)
         projects = ProjectsService(db=db, authorizer=authorizer, outbox=outbox, people=people)
+        calendar = GoogleCalendarClient(
+            base_url=settings.google_calendar_api_url,
+            session=http,
+            timeout=settings.provider_timeout_seconds,
+        )
+        slack_as_user = SlackUserClient(
+            base_url=settings.slack_api_url,
+            session=http,
+            timeout=settings.provider_timeout_seconds,
+            bot=slack,
+        )
         agent = await stack.enter_async_context(
             open_agent(
                 settings,
@@ -232,6 +247,8 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
                 identity=identity,
                 vault=vault,
                 connect=connect,
+                calendar=calendar,
+                slack_as_user=slack_as_user,
             )
         )
         # A request that waited for a connected account resumes once it is connected.
@@ -255,6 +272,8 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
             vault=vault,
             connect=connect,
             agent=agent,
+            calendar=calendar,
+            slack_as_user=slack_as_user,
         )
 
 
@@ -271,6 +290,8 @@ async def open_agent(
     identity: IdentityService,
     vault: TokenVault,
     connect: ConnectLinks,
+    calendar: CalendarApi,
+    slack_as_user: SlackAsUser,
 ) -> AsyncIterator[AgentService]:
     """The agent: its tools, their runner, the model loop (with OPENAI_MODEL) and the
     requests waiting for a connected account. Providers and approvals that are not
@@ -287,8 +308,8 @@ async def open_agent(
         audit=AuditLog(db=db),
         approvals=UnconfiguredApprovals(),
         vault=vault,
-        calendar=UnconfiguredCalendar(),
-        slack_as_user=UnconfiguredSlackAsUser(),
+        calendar=calendar,
+        slack_as_user=slack_as_user,
         connect=connect,
         channels=SlackChannels(slack),
     )

@@ -12,6 +12,8 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
+from aiohttp import web
+
 
 @dataclass(frozen=True)
 class ConnectedAccount:
@@ -60,3 +62,7 @@ class Federation:
         if issued is None or issued.expires_at <= time.time():
             return None
         return issued.account
+
+
+#: Where the server that mounts the sandbox keeps its one federation (bot/server.py).
+FEDERATION_KEY: web.AppKey[Federation] = web.AppKey("federation", Federation)

@@ -24,6 +24,8 @@ from bot.settings import Settings, load_settings
 from bot.slack_app import build_bolt_app
 from bot.web import create_web_app
 from bot.wiring import Deps, open_deps
+from sandbox.calendar import CalendarService
+from sandbox.federation import Federation
 from sandbox.idp import DevIdentityProvider, IdpClient, IdpUser, default_users
 from sandbox.idp import serve as serve_idp
 from sandbox.slack import SandboxSeed, SlackSandbox, default_seed
@@ -74,6 +76,11 @@ class Harness:
     idp: DevIdentityProvider
     idp_url: str
     ingress: SlackIngress
+    # The sandbox's one federation of connected accounts, and the calendar that accepts its
+    # Google tokens (the bot's GOOGLE_CALENDAR_API_URL); the Slack sandbox accepts its
+    # Slack user tokens.
+    federation: Federation | None = None
+    calendar: CalendarService | None = None
 
     @property
     def events_url(self) -> str:
@@ -206,12 +213,16 @@ async def running_bot(
         stack.callback(sock.close)
         bot_port = sock.getsockname()[1]
         bot_url = f"http://127.0.0.1:{bot_port}"
+        federation = Federation()
+        calendar = CalendarService(federation=federation)
+        calendar_url = await stack.enter_async_context(calendar.serve())
         sandbox = SlackSandbox(
             seed=seed or default_seed(),
             signing_secret=SIGNING_SECRET,
             bot_token=BOT_TOKEN,
             events_url=f"{bot_url}/slack/events",
             retry_timeout=3.0,
+            federation=federation,
         )
         sandbox_runner, sandbox_url = await start_site(sandbox.app())
         stack.push_async_callback(sandbox_runner.cleanup)
@@ -227,6 +238,7 @@ async def running_bot(
                 )
             ],
             audience=AUDIENCE,
+            federation=federation,
         )
         idp_url = await stack.enter_async_context(serve_idp(idp))
         values: dict[str, object] = {
@@ -242,6 +254,7 @@ async def running_bot(
             "AUTH0_CLIENT_SECRET": CLIENT_SECRET,
             "AUTH0_AUDIENCE": AUDIENCE,
             "TOKEN_ENCRYPTION_KEYS": ENCRYPTION_KEYS,
+            "GOOGLE_CALENDAR_API_URL": f"{calendar_url}calendar/v3/",
         }
         values.update(overrides)
         settings = load_settings(**values)
@@ -261,6 +274,8 @@ async def running_bot(
             idp=idp,
             idp_url=idp_url,
             ingress=ingress,
+            federation=federation,
+            calendar=calendar,
         )
 
 
@@ -311,3 +326,30 @@ async def serving_embedded_default(database_path: str) -> AsyncIterator[str]:
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)
+
+
+@asynccontextmanager
+async def serving_sandbox_mode(
+    database_url: str,
+) -> AsyncIterator[tuple[web.Application, Deps, str]]:
+    """pmbot in sandbox mode as ``pmbot serve`` assembles it (the Slack sandbox, the
+    sandbox calendar and the dev identity provider mounted by ``mount_sandbox``) on a free
+    loopback port, with its app (``app[FEDERATION_KEY]`` is the sandbox's one federation),
+    its ``Deps`` and its URL."""
+    from bot.server import mount_sandbox
+
+    async with AsyncExitStack() as stack:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        stack.callback(sock.close)
+        settings = load_settings(
+            PMBOT_MODE="sandbox", PMBOT_PORT=sock.getsockname()[1], DATABASE_URL=database_url
+        )
+        deps = await stack.enter_async_context(open_deps(settings))
+        ingress = SlackIngress(bolt=build_bolt_app(deps), dedup=deps.dedup, metrics=deps.metrics)
+        stack.push_async_callback(ingress.drain)
+        app = create_web_app(deps, ingress)
+        mount_sandbox(app, deps)
+        runner, url = await start_site(app, sock)
+        stack.push_async_callback(runner.cleanup)
+        yield app, deps, url

@@ -22,10 +22,12 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sandbox.federation import Federation
+
 from .assistant import open_thread, thread_root, thread_state
 from .blocks import find_action
 from .common import JsonDict, SandboxError
-from .conversations import Conversation
+from .conversations import Conversation, StoredMessage
 from .delivery import Deliverer, cancel_all, parse_reply
 from .manifest import manifest_commands
 from .payloads import (
@@ -37,6 +39,7 @@ from .payloads import (
     message_block_actions,
     message_event,
 )
+from .people_tokens import SLACK_CONNECTION, PersonTokens
 from .presentation import listing, present
 from .state import Workspace
 from .storage import SandboxStore
@@ -75,6 +78,11 @@ class SlackSandbox:
     the workspace is kept in that database: :meth:`load` (run by the app's start-up and by
     :meth:`serve`) reads what a previous run stored, and every change is saved before the
     request that made it is answered. Without one, everything lives in memory.
+
+    With a ``federation`` the Web API also accepts the user tokens it issued for
+    ``user_token_connection``: calls made with one act as that person (see
+    :mod:`.people_tokens`); a message a person posts that way reaches the bot as their
+    messages do.
     """
 
     def __init__(
@@ -88,6 +96,8 @@ class SlackSandbox:
         retry_timeout: float = 3.0,
         commands: Iterable[str] | None = None,
         engine: AsyncEngine | None = None,
+        federation: Federation | None = None,
+        user_token_connection: str = SLACK_CONNECTION,
     ) -> None:
         self.workspace = Workspace(seed)
         self.commands = frozenset(manifest_commands() if commands is None else commands)
@@ -96,7 +106,16 @@ class SlackSandbox:
         self._storage_lock = asyncio.Lock()
         self.events_url = events_url
         self._public_url = _with_slash(public_url) if public_url else None
-        self.webapi = WebApi(self.workspace, bot_token=bot_token)
+        self.federation = federation
+        people = (
+            PersonTokens(self.workspace, federation, user_token_connection)
+            if federation is not None
+            else None
+        )
+        self.webapi = WebApi(
+            self.workspace, bot_token=bot_token, people=people, public_url=lambda: self.public_url
+        )
+        self.webapi.on_person_message = self._person_posted
         self._deliverer = Deliverer(
             signing_secret=signing_secret,
             events_url=lambda: self.events_url,
@@ -226,6 +245,12 @@ class SlackSandbox:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return envelope["event_id"], None
+
+    async def _person_posted(self, conv: Conversation, stored: StoredMessage) -> None:
+        """A message posted with a person's user token reaches the bot as theirs do."""
+        event = message_event(self.workspace, conv, stored)
+        if event is not None:
+            await self._send_event(event, wait=False)
 
     # -- user actions ----------------------------------------------------------------------
 

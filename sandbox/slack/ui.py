@@ -317,6 +317,13 @@ class _Routes:
     async def read_calls(self, request: web.Request) -> web.Response:
         return web.json_response({"calls": self.sb.api_calls()})
 
+    async def archives(self, request: web.Request) -> web.Response:
+        """A permalink (``archives/{channel}/p{ts}``) opens the channel on the page."""
+        channel = request.match_info["channel"]
+        if channel not in self.sb.workspace.conversations:
+            raise SandboxError("channel_not_found", "no such conversation")
+        raise web.HTTPFound(f"../../#{channel}")
+
 
 def build_app(sandbox: Sandbox) -> web.Application:
     """One aiohttp app for the sandbox (see module docstring)."""
@@ -349,6 +356,7 @@ def build_app(sandbox: Sandbox) -> web.Application:
     app.router.add_post("/ui/faults", r.add_fault)
     app.router.add_get("/ui/deliveries", r.read_deliveries)
     app.router.add_get("/ui/calls", r.read_calls)
+    app.router.add_get("/archives/{channel}/{message}", r.archives)
     app.router.add_get("", r.index)
     app.router.add_get("/", r.index)
     app.router.add_static("/static/", STATIC_DIR)

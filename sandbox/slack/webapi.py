@@ -7,37 +7,50 @@ query string, form bodies and JSON bodies alike, as Slack does.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import json
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from .assistant import AssistantMethods
 from .blocks import parse_blocks
 from .common import JsonDict, SandboxError, truthy
-from .conversations import Conversation
+from .conversations import Conversation, StoredMessage
+from .params import bearer, opt_str, paginate, read_params
+from .people_tokens import PersonTokens, permalink
 from .presentation import render
 from .state import Workspace
 from .team import SandboxUser
 
-T = TypeVar("T")
 Method = Callable[[JsonDict], JsonDict]
+PersonPosted = Callable[[Conversation, StoredMessage], Awaitable[None]]
 
 # Methods that work without a token, as in Slack.
 _NO_AUTH = {"api.test"}
 
 
 class WebApi:
-    """Dispatches Web API calls made with the bot token against a :class:`Workspace`."""
+    """Dispatches Web API calls made with the bot token (or a person's user token, see
+    :mod:`.people_tokens`) against a :class:`Workspace`."""
 
-    def __init__(self, workspace: Workspace, *, bot_token: str) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        bot_token: str,
+        people: PersonTokens | None = None,
+        public_url: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self.ws = workspace
         self._bot_token = bot_token
+        # User tokens (``xoxp-``) of people, when a federation issues them.
+        self.people = people
+        self._public_url = public_url
+        # Told of every message a person posted with their user token (event delivery).
+        self.on_person_message: PersonPosted | None = None
         self.calls: list[JsonDict] = []
         self.methods: dict[str, Method] = {
             "api.test": self.api_test,
@@ -46,6 +59,7 @@ class WebApi:
             "chat.postEphemeral": self.chat_post_ephemeral,
             "chat.update": self.chat_update,
             "chat.delete": self.chat_delete,
+            "chat.getPermalink": self.chat_get_permalink,
             "conversations.open": self.conversations_open,
             "conversations.info": self.conversations_info,
             "conversations.list": self.conversations_list,
@@ -65,19 +79,22 @@ class WebApi:
     async def handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         try:
-            params = await _read_params(request)
+            params = await read_params(request)
         except SandboxError as exc:
             return self._answer(method, {"ok": False, "error": exc.error})
         if method not in self.methods:
             return self._answer(method, {"ok": False, "error": "unknown_method"})
+        person = None
         if method not in _NO_AUTH:
-            token = _bearer(request) or params.get("token")
+            token = bearer(request) or params.get("token")
             if not token:
                 return self._answer(method, {"ok": False, "error": "not_authed"})
-            if not isinstance(token, str) or not hmac.compare_digest(
-                token.encode(), self._bot_token.encode()
-            ):
+            if not isinstance(token, str):
                 return self._answer(method, {"ok": False, "error": "invalid_auth"})
+            if not hmac.compare_digest(token.encode(), self._bot_token.encode()):
+                person = self.people.resolve(token) if self.people is not None else None
+                if person is None:
+                    return self._answer(method, {"ok": False, "error": "invalid_auth"})
         fault = self.ws.faults.take(method)
         if fault is not None:
             self._log(method, False, "ratelimited")
@@ -88,9 +105,19 @@ class WebApi:
             )
         params.pop("token", None)
         try:
-            result = self.methods[method](params)
+            if person is None:
+                result = self.methods[method](params)
+            elif method == "chat.getPermalink":
+                result = permalink(self.ws, person[0], params, self._public_url)
+            else:
+                assert self.people is not None
+                result = self.people.call(method, person[0], person[1], params)
         except SandboxError as exc:
             return self._answer(method, {"ok": False, "error": exc.error, **exc.extra})
+        if self.people is not None:
+            for conv, stored in self.people.take_posted():
+                if self.on_person_message is not None:
+                    await self.on_person_message(conv, stored)
         return self._answer(method, result)
 
     def _answer(self, method: str, body: JsonDict) -> web.Response:
@@ -127,7 +154,7 @@ class WebApi:
         return self.ws.bot
 
     def _channel(self, p: JsonDict, *, member: bool = True) -> Conversation:
-        conv = self.ws.conversation(_opt_str(p, "channel") or "", actor=self._bot.id)
+        conv = self.ws.conversation(opt_str(p, "channel") or "", actor=self._bot.id)
         if member and self._bot.id not in conv.members:
             raise SandboxError("not_in_channel")
         return conv
@@ -251,7 +278,7 @@ class WebApi:
             user_id=self._bot.id,
             text=text or "",
             blocks=blocks,
-            thread_ts=_opt_str(p, "thread_ts"),
+            thread_ts=opt_str(p, "thread_ts"),
             extra=extra,
         )
         return {
@@ -263,7 +290,7 @@ class WebApi:
 
     def chat_post_ephemeral(self, p: JsonDict) -> JsonDict:
         conv = self._channel(p)
-        user = self.ws.user(_opt_str(p, "user") or "")
+        user = self.ws.user(opt_str(p, "user") or "")
         if user.id not in conv.members:
             raise SandboxError("user_not_in_channel")
         text, blocks, attachments = self._message_payload(p)
@@ -273,20 +300,23 @@ class WebApi:
             user_id=self._bot.id,
             text=text or "",
             blocks=blocks,
-            thread_ts=_opt_str(p, "thread_ts"),
+            thread_ts=opt_str(p, "thread_ts"),
             visible_to=user.id,
             extra=extra,
         )
         return {"ok": True, "message_ts": stored.ts}
 
     def _own_message(self, conv: Conversation, p: JsonDict, error: str) -> Any:
-        ts = _opt_str(p, "ts")
+        ts = opt_str(p, "ts")
         found = self.ws.find(conv, ts, viewer=None) if ts else None
         if found is None:
             raise SandboxError("message_not_found")
         if found.data.get("user") != self._bot.id:
             raise SandboxError(error)
         return found
+
+    def chat_get_permalink(self, p: JsonDict) -> JsonDict:
+        return permalink(self.ws, self._bot, p, self._public_url)
 
     def chat_update(self, p: JsonDict) -> JsonDict:
         conv = self._channel(p, member=False)
@@ -311,8 +341,8 @@ class WebApi:
         return {"ok": True, "channel": conv.id, "ts": found.ts}
 
     def conversations_open(self, p: JsonDict) -> JsonDict:
-        channel = _opt_str(p, "channel")
-        users = _opt_str(p, "users")
+        channel = opt_str(p, "channel")
+        users = opt_str(p, "users")
         if channel:
             conv = self.ws.conversation(channel, actor=self._bot.id, create_im=False)
             if not conv.is_im:
@@ -381,7 +411,7 @@ class WebApi:
 
     def conversations_replies(self, p: JsonDict) -> JsonDict:
         conv = self._channel(p)
-        ts = _opt_str(p, "ts")
+        ts = opt_str(p, "ts")
         parent = self.ws.find(conv, ts, viewer=None) if ts else None
         if parent is None:
             raise SandboxError("thread_not_found")
@@ -400,7 +430,7 @@ class WebApi:
         }
 
     def team_info(self, p: JsonDict) -> JsonDict:
-        team = _opt_str(p, "team")
+        team = opt_str(p, "team")
         if team and team != self.ws.team_id:
             raise SandboxError("team_not_found")
         return {
@@ -409,7 +439,7 @@ class WebApi:
         }
 
     def users_info(self, p: JsonDict) -> JsonDict:
-        return {"ok": True, "user": self.user_object(self.ws.user(_opt_str(p, "user") or ""))}
+        return {"ok": True, "user": self.user_object(self.ws.user(opt_str(p, "user") or ""))}
 
     def users_list(self, p: JsonDict) -> JsonDict:
         users = [self.user_object(u) for u in self.ws.users.values()]
@@ -422,7 +452,7 @@ class WebApi:
         }
 
     def views_publish(self, p: JsonDict) -> JsonDict:
-        user_id = _opt_str(p, "user_id")
+        user_id = opt_str(p, "user_id")
         if not user_id:
             raise SandboxError("invalid_arguments", "user_id is required")
         view = p.get("view")
@@ -433,79 +463,5 @@ class WebApi:
                 raise SandboxError("invalid_arguments", "view is not valid JSON") from None
         if not isinstance(view, dict):
             raise SandboxError("invalid_arguments", "view is required")
-        stored = self.ws.publish_home(user_id, view, _opt_str(p, "hash"))
+        stored = self.ws.publish_home(user_id, view, opt_str(p, "hash"))
         return {"ok": True, "view": stored}
-
-
-async def _read_params(request: web.Request) -> JsonDict:
-    params: JsonDict = dict(request.query)
-    if request.method != "POST" or not request.body_exists:
-        return params
-    if request.content_type == "application/json":
-        raw = await request.read()
-        if raw.strip():
-            try:
-                body = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise SandboxError("invalid_json") from None
-            if not isinstance(body, dict):
-                raise SandboxError("invalid_json")
-            params.update(body)
-    elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        try:
-            form = await request.post()
-        except ValueError:
-            raise SandboxError("invalid_form_data") from None
-        params.update({k: v for k, v in form.items() if isinstance(v, str)})
-    return params
-
-
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return None
-
-
-def _opt_str(p: JsonDict, key: str) -> str | None:
-    value = p.get(key)
-    if value is None or value == "":
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
-def paginate(
-    items: Sequence[T], p: JsonDict, *, key: Callable[[T], str], prefix: str, default: int
-) -> tuple[list[T], str]:
-    """Slack cursor pagination: ``cursor`` is base64 of ``"{prefix}:{key of first item}"``.
-
-    Returns the page and the next cursor (``""`` on the last page). ``limit`` 0 = everything
-    (Slack caps pages at 1000).
-    """
-    raw_limit = p.get("limit", default)
-    try:
-        limit = int(raw_limit)
-    except (TypeError, ValueError):
-        raise SandboxError("invalid_limit") from None
-    if limit < 0:
-        raise SandboxError("invalid_limit")
-    limit = min(limit or 1000, 1000)
-    start = 0
-    cursor = _opt_str(p, "cursor")
-    if cursor:
-        try:
-            decoded = base64.b64decode(cursor.encode(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            raise SandboxError("invalid_cursor") from None
-        tag, _, value = decoded.partition(":")
-        keys = [key(i) for i in items]
-        if tag != prefix or value not in keys:
-            raise SandboxError("invalid_cursor")
-        start = keys.index(value)
-    page = list(items[start : start + limit])
-    nxt = start + limit
-    next_cursor = ""
-    if nxt < len(items):
-        next_cursor = base64.b64encode(f"{prefix}:{key(items[nxt])}".encode()).decode()
-    return page, next_cursor

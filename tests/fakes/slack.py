@@ -18,6 +18,7 @@ from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sandbox.federation import Federation
 from sandbox.slack import SlackSandbox, default_seed
 
 SIGNING_SECRET = "test-signing-secret"
@@ -111,9 +112,11 @@ async def running_sandbox(
     *,
     retry_timeout: float = 0.3,
     engine: AsyncEngine | None = None,
+    federation: Federation | None = None,
 ) -> AsyncIterator[tuple[SlackSandbox, str]]:
     """A default-seeded sandbox on a free port delivering to ``receiver``, kept in memory
-    or, with ``engine``, in that (migrated) database.
+    or, with ``engine``, in that (migrated) database; with ``federation`` it accepts the
+    user tokens issued there.
 
     Yields ``(sandbox, base_url)``; the Web API is at ``base_url + "api/"``.
     """
@@ -126,6 +129,7 @@ async def running_sandbox(
             events_url=bot_base + "slack/events",
             retry_timeout=retry_timeout,
             engine=engine,
+            federation=federation,
         )
         async with sandbox.serve() as base:
             assert sandbox.public_url == base

@@ -214,3 +214,29 @@ def test_tests_read_no_dotenv_and_no_developer_environment(
     settings = load_settings()
     assert settings.port == 3000 and settings.log_level == "INFO"
     assert "SLACK_BOT_TOKEN" not in os.environ and "DATABASE_URL" not in os.environ
+
+
+def test_the_calendar_api_is_googles_and_the_sandbox_calendar_in_sandbox_mode() -> None:
+    sandbox = load_settings(PMBOT_PORT="3999")
+    assert sandbox.google_calendar_api_url == "http://127.0.0.1:3999/sandbox/calendar/calendar/v3/"
+    assert sandbox.provider_timeout_seconds == 10
+    chosen = load_settings(GOOGLE_CALENDAR_API_URL="http://127.0.0.1:9/calendar/v3")
+    assert chosen.google_calendar_api_url == "http://127.0.0.1:9/calendar/v3/"
+    production = load_settings(
+        PMBOT_MODE="production",
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_SIGNING_SECRET="s",
+        AUTH0_DOMAIN="tenant.example.com",
+        AUTH0_CLIENT_ID="c",
+        AUTH0_CLIENT_SECRET="s",
+        TOKEN_ENCRYPTION_KEYS="k1:" + "a" * 43 + "=",
+        PMBOT_PUBLIC_URL="https://pmbot.example.com",
+    )
+    assert production.google_calendar_api_url == "https://www.googleapis.com/calendar/v3/"
+
+
+@pytest.mark.parametrize("url", ["http://calendar.example.com/v3/", "ftp://127.0.0.1/v3/"])
+def test_the_calendar_api_is_refused_in_clear_text_beyond_loopback(url: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(GOOGLE_CALENDAR_API_URL=url)
+    assert any("GOOGLE_CALENDAR_API_URL" in p for p in info.value.problems)
