@@ -69,6 +69,7 @@ def mount_sandbox(app: web.Application, deps: Deps) -> None:
                     else ""
                 ),
                 callback_urls=[f"{settings.base_url}/auth/callback"],
+                name="pmbot",
             )
         ],
         audience=settings.auth0_audience,

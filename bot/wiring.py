@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from authz.factory import AuthzConfig, open_authorizer
 from authz.ports import Authorizer
+from bot.approvals.ciba import Auth0CibaClient
 from bot.dedup import Deduplicator
 from bot.identity.auth0 import Auth0Client
 from bot.identity.crypto import TokenCipher
@@ -57,6 +58,8 @@ class Deps:
     auth0: Auth0Client
     projects: ProjectsService
     answers: AnswerService  # questions answered from what their readers may view
+    # -- approvals: CIBA --
+    ciba: Auth0CibaClient  # /bc-authorize and the CIBA grant (bot.approvals.ports.CibaClient)
 
 
 def build_slack_client(
@@ -138,6 +141,8 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
             link_ttl=timedelta(seconds=settings.link_ttl_seconds),
         )
         outbox = Outbox(db=db, authorizer=authorizer)
+        ciba = Auth0CibaClient(auth0=auth0, verifier=verifier, issuer=settings.auth0_issuer)
+        stack.callback(ciba.close)
         answers = await stack.enter_async_context(
             open_answers(settings, db=db, slack=slack, knowledge=knowledge, identities=identity)
         )
@@ -158,4 +163,5 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
                 db=db, authorizer=authorizer, outbox=outbox, people=SlackPeople(slack)
             ),
             answers=answers,
+            ciba=ciba,
         )

@@ -135,6 +135,11 @@ class Auth0Client:
         )
         return f"{self.base_url}/authorize?{query}"
 
+    def sdk_args(self) -> dict[str, Any]:
+        """The keyword arguments of auth0-python's Authentication API classes (domain,
+        credentials, protocol, timeout) for collaborators that call other endpoints."""
+        return self._client_args()
+
     def _client_args(self) -> dict[str, Any]:
         return {
             "domain": self.domain,

@@ -149,5 +149,15 @@ class TokenVerifier:
             raise TokenInvalid("bad_nonce")
         return VerifiedClaims(claims)
 
+    async def verify_backchannel_id_token(self, token: str, *, client_id: str) -> VerifiedClaims:
+        """An ID token from the CIBA grant: signature, ``iss``, ``aud`` = ``client_id``
+        (``azp`` when several audiences), ``exp``. CIBA requests carry no ``nonce``, so
+        none is checked; the ``auth_req_id`` the token answers binds it instead."""
+        claims = await self._verify(token, client_id)
+        aud = claims.get("aud")
+        if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != client_id:
+            raise TokenInvalid("bad_azp")
+        return VerifiedClaims(claims)
+
     async def verify_access_token(self, token: str, *, audience: str) -> VerifiedClaims:
         return VerifiedClaims(await self._verify(token, audience))

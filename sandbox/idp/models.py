@@ -55,6 +55,7 @@ class IdpClient:
     client_secret: str
     callback_urls: list[str]
     grant_types: list[str] | None = None
+    name: str = ""  # shown to people (the authenticator page); the client id when empty
 
     @property
     def is_confidential(self) -> bool:

@@ -8,7 +8,8 @@ This module is the front: :class:`DevIdentityProvider` (its settings and the aio
 application) and :func:`serve`. The endpoints live beside it: discovery and JWKS in
 :mod:`sandbox.idp.discovery`, ``/authorize`` and the login page in
 :mod:`sandbox.idp.authorize`, ``/oauth/token`` and its grants in :mod:`sandbox.idp.tokens`,
-``/userinfo`` and ``/oauth/revoke`` in :mod:`sandbox.idp.userinfo`. What they share is the
+``/userinfo`` and ``/oauth/revoke`` in :mod:`sandbox.idp.userinfo`, ``/bc-authorize`` and
+the CIBA grant in :mod:`sandbox.idp.ciba`. What they share is the
 :class:`~sandbox.idp.tenant.Tenant`; errors, body parameters, client authentication and
 PKCE are in :mod:`sandbox.idp.oauth`.
 """
@@ -23,6 +24,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from sandbox.idp.authorize import LoginEndpoints
+from sandbox.idp.ciba import CibaRequests
 from sandbox.idp.discovery import DiscoveryEndpoints
 from sandbox.idp.models import IdpClient, IdpUser
 from sandbox.idp.oauth import TOKEN_HEADERS, GrantHandler
@@ -72,6 +74,9 @@ class DevIdentityProvider:
         self._login = LoginEndpoints(self._tenant)
         self._tokens = TokenEndpoint(self._tenant)
         self._userinfo = UserinfoAndRevocation(self._tenant)
+        # CIBA: /bc-authorize, the CIBA grant and their test controls (approve, deny,
+        # expire, set_delay); see sandbox.idp.ciba.
+        self.ciba = CibaRequests(self._tenant, self._tokens)
 
     # -- configuration -----------------------------------------------------------
 
@@ -164,6 +169,7 @@ class DevIdentityProvider:
         app.router.add_post("/oauth/token", self._tokens.token)
         app.router.add_post("/oauth/revoke", self._userinfo.revoke)
         app.router.add_get("/userinfo", self._userinfo.userinfo)
+        app.router.add_post("/bc-authorize", self.ciba.bc_authorize)
         return app
 
     # -- plumbing ----------------------------------------------------------------

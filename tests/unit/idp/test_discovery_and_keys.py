@@ -82,6 +82,7 @@ async def test_discovery_document_matches_issuer_and_endpoints(idp: Server) -> N
         "authorization_code",
         "refresh_token",
         "client_credentials",
+        "urn:openid:params:grant-type:ciba",
     }
 
 
