@@ -244,3 +244,11 @@ class ApprovedActionInvalid(PmbotError):
     def __init__(self, problem: ApprovalProblem) -> None:
         super().__init__(problem.value)
         self.problem = problem
+
+
+class AuditNotAllowed(PmbotError):
+    """``/pm audit``: the asker owns no project (``project`` None) or not this one."""
+
+    def __init__(self, project: str | None) -> None:
+        super().__init__(project or "")
+        self.project = project

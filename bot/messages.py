@@ -18,6 +18,7 @@ from bot.errors import (
     ApprovalProblem,
     ApprovalRefused,
     ApprovedActionInvalid,
+    AuditNotAllowed,
     CommandHint,
     DueDateInPast,
     InputTooLong,
@@ -74,6 +75,10 @@ def user_message(error: BaseException) -> str:
         return f"That message is too long ({error.length} characters; the limit is {error.limit})."
     if isinstance(error, ApprovalRefused | ApprovedActionInvalid):
         return approval_refusal(error)
+    if isinstance(error, AuditNotAllowed):
+        if error.project is None:
+            return AUDIT_NO_PROJECTS
+        return AUDIT_NOT_OWNER.format(project=f"*{esc(error.project)}*")
     if isinstance(error, ServiceUnavailable):
         return (
             f":warning: {error.service} is unreachable right now. Nothing was changed; "

@@ -20,7 +20,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from authz.factory import AuthzConfig, open_authorizer
 from authz.ports import Authorizer
+from bot.approvals.actions import ProjectActions
 from bot.approvals.ciba import Auth0CibaClient
+from bot.approvals.service import ApprovalsService
+from bot.audit import AuditLog
 from bot.dedup import Deduplicator
 from bot.identity.auth0 import Auth0Client
 from bot.identity.crypto import TokenCipher
@@ -60,6 +63,9 @@ class Deps:
     answers: AnswerService  # questions answered from what their readers may view
     # -- approvals: CIBA --
     ciba: Auth0CibaClient  # /bc-authorize and the CIBA grant (bot.approvals.ports.CibaClient)
+    # -- approvals --
+    audit: AuditLog  # append-only: every tool call and approval transition
+    approvals: ApprovalsService  # bot.approvals.ports.ApprovalRequests, and all after it
 
 
 def build_slack_client(
@@ -141,10 +147,33 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
             link_ttl=timedelta(seconds=settings.link_ttl_seconds),
         )
         outbox = Outbox(db=db, authorizer=authorizer)
-        ciba = Auth0CibaClient(auth0=auth0, verifier=verifier, issuer=settings.auth0_issuer)
+        ciba = Auth0CibaClient(
+            auth0=auth0,
+            verifier=verifier,
+            issuer=settings.auth0_issuer,
+            max_workers=settings.approval_poll_concurrency,
+        )
         stack.callback(ciba.close)
         answers = await stack.enter_async_context(
             open_answers(settings, db=db, slack=slack, knowledge=knowledge, identities=identity)
+        )
+        projects = ProjectsService(
+            db=db, authorizer=authorizer, outbox=outbox, people=SlackPeople(slack)
+        )
+        audit = AuditLog(db=db)
+        # The Slack side of approvals is a handler module (its words and blocks live
+        # there); imported here, when wiring, as bot.web does for the link notifier.
+        from handlers.approvals import SlackApprovalNotifier
+
+        approvals = ApprovalsService(
+            db=db,
+            authz=authorizer,
+            audit=audit,
+            ciba=ciba,
+            notifier=SlackApprovalNotifier(slack),
+            executor=ProjectActions(projects),
+            ttl=timedelta(seconds=settings.approval_ttl_seconds),
+            poll_concurrency=settings.approval_poll_concurrency,
         )
         yield Deps(
             settings=settings,
@@ -159,9 +188,9 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
             outbox=outbox,
             directory=directory,
             auth0=auth0,
-            projects=ProjectsService(
-                db=db, authorizer=authorizer, outbox=outbox, people=SlackPeople(slack)
-            ),
+            projects=projects,
             answers=answers,
             ciba=ciba,
+            audit=audit,
+            approvals=approvals,
         )

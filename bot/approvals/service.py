@@ -55,6 +55,7 @@ from authz.ports import Authorizer, Consistency
 from bot import messages as words
 from bot.approvals import policy
 from bot.approvals.actions import Executor
+from bot.approvals.ciba import CibaRejected
 from bot.approvals.models import (
     EXPIRABLE,
     Approval,
@@ -77,11 +78,12 @@ from bot.approvals.views import (
     PendingApprovals,
     PendingItem,
 )
-from bot.audit import AuditEntry, AuditKind, AuditLog
+from bot.audit import AuditEntry, AuditKind, AuditLog, AuditRecord
 from bot.errors import (
     ApprovalProblem,
     ApprovalRefused,
     ApprovedActionInvalid,
+    AuditNotAllowed,
     ProjectNotFound,
     ServiceUnavailable,
 )
@@ -456,11 +458,12 @@ class ApprovalsService:
                 requested_expiry=remaining,
             )
         except Exception as exc:
-            reason = (
-                "provider_unavailable"
-                if isinstance(exc, ServiceUnavailable)
-                else type(exc).__name__
-            )
+            if isinstance(exc, ServiceUnavailable):
+                reason = "provider_unavailable"
+            elif isinstance(exc, CibaRejected):
+                reason = f"ciba_{exc.reason.value}"
+            else:
+                reason = type(exc).__name__
             log.warning("CIBA could not be started for an approval: %s", reason)
             await self._transition(
                 row.id,
@@ -475,7 +478,7 @@ class ApprovalsService:
             )
             await self.render(row.id)
             return Click(outcome=ClickOutcome.PROVIDER_UNAVAILABLE)
-        interval = max(1, started.interval or DEFAULT_INTERVAL)
+        interval = max(0, started.interval)
         async with self._db.session() as session:
             await session.execute(
                 update(Approval)
@@ -761,7 +764,24 @@ class ApprovalsService:
         async with self._poll_slots:
             try:
                 answer = await self._ciba.poll(auth_req_id)
+            except CibaRejected as exc:
+                # The provider refuses this request for good (unknown or used auth_req_id,
+                # a token that fails verification): it can never be granted.
+                log.warning("CIBA poll refused: %s", exc.reason.value)
+                if await self._transition(
+                    approval_id,
+                    expected=(ApprovalStatus.CONFIRMING,),
+                    to=ApprovalStatus.DENIED,
+                    extra=same_request,
+                    outcome="refused",
+                    actor=(approver_sub, None),
+                    reason=f"ciba_{exc.reason.value}",
+                ):
+                    await self.render(approval_id)
+                return
             except Exception as exc:
+                # Unreachable or slow provider (ServiceUnavailable) or anything unforeseen:
+                # poll again after the interval; the deadline ends it at worst.
                 log.warning("CIBA poll failed (%s); retrying", type(exc).__name__)
                 await self._next_poll(approval_id, auth_req_id, interval)
                 return
@@ -1073,6 +1093,39 @@ class ApprovalsService:
             )
         return 1
 
+    # -- audit -----------------------------------------------------------------------------
+
+    async def audit_for(
+        self, asker: Identity, project_name: str | None, limit: int = 40
+    ) -> AuditPage:
+        """The newest audit entries of a project the asker owns (``project#owner``, checked
+        fresh), or of every project they own. A project they may not view is
+        :class:`ProjectNotFound`; one they view but do not own, or owning none,
+        :class:`AuditNotAllowed`. Undecidable: ``AuthzUnavailable`` (fail closed)."""
+        if project_name:
+            project = await self._visible_project(asker, {"project": project_name})
+            if not await self._authz.check(
+                asker.fga_user,
+                "owner",
+                project_object(project.id),
+                consistency=Consistency.HIGHER_CONSISTENCY,
+            ):
+                raise AuditNotAllowed(project.name)
+            records = await self._audit.entries(
+                team_id=asker.team_id, project_ids=[project.id], limit=limit, newest_first=True
+            )
+            return AuditPage(project=project.name, records=tuple(records))
+        owned = await self._authz.list_objects(
+            asker.fga_user, "owner", "project", consistency=Consistency.HIGHER_CONSISTENCY
+        )
+        ids = [o.removeprefix("project:") for o in owned if o.startswith("project:")]
+        if not ids:
+            raise AuditNotAllowed(None)
+        records = await self._audit.entries(
+            team_id=asker.team_id, project_ids=ids, limit=limit, newest_first=True
+        )
+        return AuditPage(project=None, records=tuple(records))
+
     # -- App Home --------------------------------------------------------------------------
 
     async def pending_for(self, team_id: str, slack_user_id: str) -> PendingApprovals:
@@ -1111,6 +1164,12 @@ class ApprovalsService:
             to_approve=tuple(_item(r) for r in theirs if aware(r.expires_at) > now),
             requested=tuple(_item(r) for r in mine if aware(r.expires_at) > now),
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditPage:
+    project: str | None  # None: every project the asker owns
+    records: tuple[AuditRecord, ...]
 
 
 class ExecutionLost(Exception):
