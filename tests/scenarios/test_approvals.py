@@ -101,10 +101,14 @@ async def dm_messages(bot: Harness, user: str) -> list[dict[str, Any]]:
     return bot.sandbox.messages(await bot.dm_channel(user), viewer=user)
 
 
-async def dm_with(bot: Harness, user: str, approval_id: str) -> dict[str, Any] | None:
-    """The message of ``approval_id`` (its buttons carry the id) in ``user``'s DM."""
+async def dm_with(
+    bot: Harness, user: str, approval_id: str, action_id: str = ""
+) -> dict[str, Any] | None:
+    """The message of ``approval_id`` (its blocks carry the id) in ``user``'s DM (the one
+    with button ``action_id`` when given)."""
     for message in await dm_messages(bot, user):
-        if approval_id in json.dumps(message.get("blocks") or []):
+        blocks = json.dumps(message.get("blocks") or [])
+        if approval_id in blocks and action_id in blocks:
             return message
     return None
 
@@ -119,7 +123,7 @@ async def message_of(bot: Harness, user: str, ts: str) -> dict[str, Any]:
 async def click(bot: Harness, user: str, approval_id: str, action_id: str) -> str:
     """Press a button of the approval's message in ``user``'s DM; returns what only the
     clicker was told."""
-    found = await dm_with(bot, user, approval_id)
+    found = await dm_with(bot, user, approval_id, action_id)
     assert found is not None, f"{user} has no message for {approval_id}"
     dm = await bot.dm_channel(user)
     seen = len(bot.sandbox.messages(dm, viewer=user))
@@ -240,3 +244,373 @@ async def test_member_asks_owner_approves_on_device_and_project_is_deleted(bot: 
     # Polling again changes nothing (the grant was used once; nothing runs twice).
     assert await poll(bot) == 0
     assert (await audit_outcomes(bot, ticket.approval_id)).count("executed") == 1
+
+
+# -- races and faults ------------------------------------------------------------------------
+
+
+async def test_double_click_on_approve_starts_one_confirmation(bot: Harness) -> None:
+    await setup_apollo(bot)
+    ticket = await ask_delete(bot)
+    first = await click(bot, "U0ALICE", ticket.approval_id, APPROVAL_APPROVE)
+    code = (await row(bot, ticket.approval_id)).binding_code
+    # The DM still offers Deny only; the second press comes from a stale copy of it.
+    second = await bot.deps.approvals.approve(TEAM, "U0ALICE", ticket.approval_id)
+    both = await asyncio.gather(
+        bot.deps.approvals.approve(TEAM, "U0ALICE", ticket.approval_id),
+        bot.deps.approvals.approve(TEAM, "U0ALICE", ticket.approval_id),
+    )
+    assert f"Confirm code *{code}*" in first
+    assert second.outcome.value == "already_confirming" and second.binding_code == code
+    assert {c.outcome.value for c in both} == {"already_confirming"}
+    assert len(ciba_requests(bot, SUBS["U0ALICE"])) == 1
+    assert (await audit_outcomes(bot, ticket.approval_id)).count("approve_pressed") == 1
+    (pending,) = ciba_requests(bot, SUBS["U0ALICE"])
+    bot.idp.ciba.approve(pending.auth_req_id)
+    await asyncio.gather(poll(bot), poll(bot, wait=False))
+    await poll(bot)
+    assert (await row(bot, ticket.approval_id)).status == ApprovalStatus.EXECUTED
+    assert (await audit_outcomes(bot, ticket.approval_id)).count("executed") == 1
+
+
+async def test_approve_after_expiry_does_nothing_and_offers_ask_again(bot: Harness) -> None:
+    pid = await setup_apollo(bot)
+    ticket = await ask_delete(bot)
+    async with bot.deps.db.session() as session:
+        await session.execute(
+            update(Approval)
+            .where(Approval.id == ticket.approval_id)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    told = await click(bot, "U0ALICE", ticket.approval_id, APPROVAL_APPROVE)
+    assert "has expired; nothing was done" in told
+    assert (await row(bot, ticket.approval_id)).status == ApprovalStatus.EXPIRED
+    assert ciba_requests(bot, SUBS["U0ALICE"]) == []
+    assert await project_id(bot, "Apollo") == pid
+    asked = await dm_with(bot, "U0BOB", ticket.approval_id)
+    assert asked is not None and "Expired" in asked["text"]
+    assert "Ask again" in json.dumps(asked["blocks"])
+    # Ask again: a new approval for the same action, with a fresh deadline.
+    told_again = await click(bot, "U0BOB", ticket.approval_id, APPROVAL_ASK_AGAIN)
+    assert "I asked <@U0ALICE> to approve" in told_again
+    async with bot.deps.db.session() as session:
+        open_ = list(
+            await session.scalars(
+                select(Approval).where(Approval.status == ApprovalStatus.PENDING.value)
+            )
+        )
+    assert len(open_) == 1 and open_[0].id != ticket.approval_id
+
+
+async def test_deny_then_approve(bot: Harness) -> None:
+    pid = await setup_apollo(bot)
+    ticket = await ask_delete(bot)
+    told = await click(bot, "U0ALICE", ticket.approval_id, APPROVAL_DENY)
+    assert "Denied" in told
+    late = await bot.deps.approvals.approve(TEAM, "U0ALICE", ticket.approval_id)
+    assert late.outcome.value == "already_finished"
+    assert (await row(bot, ticket.approval_id)).status == ApprovalStatus.DENIED
+    assert ciba_requests(bot, SUBS["U0ALICE"]) == []
+    assert await project_id(bot, "Apollo") == pid
+    asked = await dm_with(bot, "U0BOB", ticket.approval_id)
+    assert asked is not None and "Denied by <@U0ALICE>" in asked["text"]
+    assert "Ask again" in json.dumps(asked["blocks"])
+    assert await audit_outcomes(bot, ticket.approval_id) == ["requested", "denied"]
+
+
+async def test_deny_while_confirming_ends_it_and_a_late_grant_runs_nothing(bot: Harness) -> None:
+    pid = await setup_apollo(bot)
+    ticket = await ask_delete(bot)
+    await click(bot, "U0ALICE", ticket.approval_id, APPROVAL_APPROVE)
+    await click(bot, "U0ALICE", ticket.approval_id, APPROVAL_DENY)
+    (pending,) = ciba_requests(bot, SUBS["U0ALICE"])
+    bot.idp.ciba.approve(pending.auth_req_id)
+    assert await poll(bot) == 0
+    assert (await row(bot, ticket.approval_id)).status == ApprovalStatus.DENIED
+    assert await project_id(bot, "Apollo") == pid
+
+
+async def test_a_click_by_a_non_approver_is_refused_and_changes_nothing(bot: Harness) -> None:
+    pid = await setup_apollo(bot, approver=True)
+    ticket = await ask_delete(bot)
+    assert ticket.approvers == ("U0ALICE", "U0CAROL")
+    before = await row(bot, ticket.approval_id)
+    for user in ("U0BOB", "U0DAVE"):  # the requester (not an approver) and a stranger
+        for press in (bot.deps.approvals.approve, bot.deps.approvals.deny):
+            refused = await press(TEAM, user, ticket.approval_id)
+            assert refused.outcome.value == "not_approver"
+    # Somebody who was an approver when asked but is not any more is refused too.
+    assert "no longer approver" in await command(bot, "U0ALICE", "project unshare Apollo @carol")
+    told = await click(bot, "U0CAROL", ticket.approval_id, APPROVAL_APPROVE)
+    assert "not an approver" in told
+    after = await row(bot, ticket.approval_id)
+    assert (after.status, after.version) == (before.status, before.version)
+    assert after.status == ApprovalStatus.PENDING
+    assert bot.idp.ciba.requests() == []
+    assert await project_id(bot, "Apollo") == pid
+    # Refusals are on the record; they moved nothing.
+    outcomes = await audit_outcomes(bot, ticket.approval_id)
+    assert outcomes.count("approve_refused") == 3 and outcomes.count("deny_refused") == 2
+    # Only the requester may cancel.
+    assert (await bot.deps.approvals.cancel(TEAM, "U0ALICE", ticket.approval_id)).outcome.value == (
+        "not_requester"
+    )
+    assert "cancelled" in await click(bot, "U0BOB", ticket.approval_id, APPROVAL_CANCEL)
+    assert (await row(bot, ticket.approval_id)).status == ApprovalStatus.CANCELLED
+
+
+async def test_a_grant_for_another_sub_is_refused(bot: Harness) -> None:
+    pid = await setup_apollo(bot)
+    ticket = await ask_delete(bot)
+    await click(bot, "U0ALICE", ticket.approval_id, APPROVAL_APPROVE)
+    (pending,) = ciba_requests(bot, SUBS["U0ALICE"])
+    assert bot.idp.ciba.approve(pending.auth_req_id, as_sub=SUBS["U0DAVE"])
+    await poll(bot)
+    final = await row(bot, ticket.approval_id)
+    assert final.status == ApprovalStatus.DENIED and final.reason == "grant_for_another_user"
+    assert await project_id(bot, "Apollo") == pid
+    asked = await dm_with(bot, "U0BOB", ticket.approval_id)
+    assert asked is not None and "another account" in asked["text"]
+    assert "executed" not in await audit_outcomes(bot, ticket.approval_id)
+
+
+async def test_access_denied_on_the_device(bot: Harness) -> None:
+    pid = await setup_apollo(bot)
+    ticket = await ask_delete(bot)
+    messages = {
+        user: str(((await dm_with(bot, user, ticket.approval_id)) or {}).get("ts"))
+        for user in ("U0ALICE", "U0BOB")
+    }
+    await click(bot, "U0ALICE", ticket.approval_id, APPROVAL_APPROVE)
+    (pending,) = ciba_requests(bot, SUBS["U0ALICE"])
+    assert bot.idp.ciba.deny(pending.auth_req_id)
+    await poll(bot)
+    final = await row(bot, ticket.approval_id)
+    assert final.status == ApprovalStatus.DENIED and final.reason == "denied_on_device"
+    assert await project_id(bot, "Apollo") == pid
+    for user, ts in messages.items():
+        shown = await message_of(bot, user, ts)
+        assert "Not approved (denied on the approver's device)" in shown["text"]
+
+
+async def test_slow_down_makes_the_interval_grow(bot: Harness) -> None:
+    await setup_apollo(bot)
+    bot.idp.ciba.interval = 5
+    ticket = await ask_delete(bot)
+    await click(bot, "U0ALICE", ticket.approval_id, APPROVAL_APPROVE)
+    started = await row(bot, ticket.approval_id)
+    assert started.poll_interval == 5
+    await poll(bot)  # the first poll: pending
+    assert (await row(bot, ticket.approval_id)).poll_interval == 5
+    await poll(bot)  # polled again before 5 s passed (as a clock skew would): slow_down
+    slowed = await row(bot, ticket.approval_id)
+    assert slowed.poll_interval == 10 and slowed.status == ApprovalStatus.CONFIRMING
+    assert slowed.next_poll_at is not None
+    wait = (aware_(slowed.next_poll_at) - datetime.now(UTC)).total_seconds()
+    assert 5 < wait <= 10
+    # Honoured: nothing is polled before the new interval has passed.
+    assert await poll(bot, wait=False) == 0
+
+
+def aware_(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def test_provider_down_while_polling_is_retried_until_expiry(bot: Harness) -> None:
+    pid = await setup_apollo(bot)
+    ticket = await ask_delete(bot)
+    await click(bot, "U0ALICE", ticket.approval_id, APPROVAL_APPROVE)
+    bot.idp.set_unavailable(True)
+    for _ in range(3):
+        assert await poll(bot) == 1
+        assert (await row(bot, ticket.approval_id)).status == ApprovalStatus.CONFIRMING
+    bot.idp.set_unavailable(False)
+    # A slow provider (slower than AUTH0_TIMEOUT) is retried the same way.
+    bot.idp.ciba.set_delay(bot.settings.auth0_timeout_seconds + 1)
+    try:
+        assert await poll(bot) == 1
+    finally:
+        bot.idp.ciba.set_delay(0)
+    assert (await row(bot, ticket.approval_id)).status == ApprovalStatus.CONFIRMING
+    bot.idp.set_unavailable(True)
+    async with bot.deps.db.session() as session:
+        await session.execute(
+            update(Approval)
+            .where(Approval.id == ticket.approval_id)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    swept = await bot.deps.approvals.sweep()
+    await bot.deps.approvals.render_pending()
+    assert swept.expired == 1
+    final = await row(bot, ticket.approval_id)
+    assert final.status == ApprovalStatus.EXPIRED
+    assert await project_id(bot, "Apollo") == pid
+    for user in ("U0ALICE", "U0BOB"):
+        assert any(
+            "Expired (nobody approved it in time)" in m["text"] for m in await dm_messages(bot, user)
+        )
+    # A grant arriving now changes nothing.
+    bot.idp.set_unavailable(False)
+    (pending,) = ciba_requests(bot, SUBS["U0ALICE"])
+    bot.idp.ciba.approve(pending.auth_req_id)
+    assert await poll(bot) == 0
+    assert "executed" not in await audit_outcomes(bot, ticket.approval_id)
+
+
+async def test_provider_down_when_approve_is_pressed(bot: Harness) -> None:
+    await setup_apollo(bot)
+    ticket = await ask_delete(bot)
+    bot.idp.set_unavailable(True)
+    told = await click(bot, "U0ALICE", ticket.approval_id, APPROVAL_APPROVE)
+    assert "identity provider is unreachable" in told
+    assert (await row(bot, ticket.approval_id)).status == ApprovalStatus.PENDING
+    bot.idp.set_unavailable(False)
+    told = await click(bot, "U0ALICE", ticket.approval_id, APPROVAL_APPROVE)
+    assert "Confirm code" in told
+
+
+async def test_half_way_reminder_is_sent_once(bot: Harness) -> None:
+    await setup_apollo(bot, approver=True)
+    ticket = await ask_delete(bot)
+    async with bot.deps.db.session() as session:
+        await session.execute(
+            update(Approval)
+            .where(Approval.id == ticket.approval_id)
+            .values(remind_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    for _ in range(2):
+        await bot.deps.approvals.sweep()
+        await bot.deps.approvals.render_pending()
+    for user in ("U0ALICE", "U0CAROL"):
+        reminders = [m for m in await dm_messages(bot, user) if "Reminder" in m["text"]]
+        assert len(reminders) == 1, reminders
+        assert "<@U0BOB> is still waiting for your approval" in reminders[0]["text"]
+
+
+async def test_restart_with_pending_approvals_resumes(bot: Harness) -> None:
+    """A new app instance (another process, same database) carries on: it polls the
+    request the first one started, and finishes an execution the first one claimed but
+    never completed (it died), exactly once."""
+    from bot.wiring import open_deps
+
+    await setup_apollo(bot)
+    assert "Created" in await command(bot, "U0ALICE", "project new Zeus")
+    assert "viewer" in await command(bot, "U0ALICE", "project share Zeus @bob viewer")
+    first = await ask_delete(bot)
+    second = await ask_delete(bot, name="Zeus")
+    await click(bot, "U0ALICE", first.approval_id, APPROVAL_APPROVE)
+    for pending in ciba_requests(bot, SUBS["U0ALICE"]):
+        bot.idp.ciba.approve(pending.auth_req_id)
+    # The second one: granted, claimed by a process that died before running it.
+    async with bot.deps.db.session() as session:
+        await session.execute(
+            update(Approval)
+            .where(Approval.id == second.approval_id)
+            .values(
+                status=ApprovalStatus.EXECUTING.value,
+                approver_slack_id="U0ALICE",
+                approver_sub=SUBS["U0ALICE"],
+                next_poll_at=datetime.now(UTC) - timedelta(seconds=1),
+            )
+        )
+    async with open_deps(bot.settings) as restarted:
+        await interval_passes(bot)
+        assert await restarted.approvals.poll_round() == 1
+        swept = await restarted.approvals.sweep()
+        assert swept.resumed == 1
+        await restarted.approvals.render_pending()
+    for ticket in (first, second):
+        assert (await row(bot, ticket.approval_id)).status == ApprovalStatus.EXECUTED
+        assert (await audit_outcomes(bot, ticket.approval_id)).count("executed") == 1
+    async with bot.deps.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Project)) == 0
+
+
+async def test_requests_that_cannot_be_approved_are_refused(bot: Harness) -> None:
+    await setup_apollo(bot)
+    bob = await identity(bot, "U0BOB")
+    with pytest.raises(ProjectNotFound):
+        await bot.deps.approvals.request(
+            bob, ApprovalAction.DELETE_PROJECT, {"project": "Nope"}, channel_id=None
+        )
+    assert "Created" in await command(bot, "U0ALICE", "project new Secret")
+    with pytest.raises(ProjectNotFound):  # exists, but bob may not view it
+        await bot.deps.approvals.request(
+            bob, ApprovalAction.DELETE_PROJECT, {"project": "Secret"}, channel_id=None
+        )
+    with pytest.raises(ApprovalRefused) as nothing:
+        await bot.deps.approvals.request(
+            bob, ApprovalAction.DELETE_ALL_MY_PROJECTS, {}, channel_id=None
+        )
+    assert nothing.value.problem is ApprovalProblem.NOTHING_TO_DO
+    with pytest.raises(ApprovalRefused) as unlinked:
+        await bot.deps.approvals.request(
+            bob,
+            ApprovalAction.CHANGE_PROJECT_OWNER,
+            {"project": "Apollo", "new_owner": "<@U0DAVE>"},
+            channel_id=None,
+        )
+    assert unlinked.value.problem is ApprovalProblem.PERSON_NOT_LINKED
+    assert await count(bot, Approval) == 0
+
+
+async def test_owner_asking_confirms_on_own_device_for_all_projects(bot: Harness) -> None:
+    await setup_apollo(bot, approver=True)
+    assert "Created" in await command(bot, "U0ALICE", "project new Zeus")
+    alice = await identity(bot, "U0ALICE")
+    ticket = await bot.deps.approvals.request(
+        alice, ApprovalAction.DELETE_ALL_MY_PROJECTS, {}, channel_id=None
+    )
+    # alice is an approver of both: only she is asked (carol approves Apollo only).
+    assert ticket.approvers == ("U0ALICE",)
+    assert "2 projects" in ticket.target
+    await click(bot, "U0ALICE", ticket.approval_id, APPROVAL_APPROVE)
+    (pending,) = ciba_requests(bot, SUBS["U0ALICE"])
+    bot.idp.ciba.approve(pending.auth_req_id)
+    await poll(bot)
+    assert (await row(bot, ticket.approval_id)).status == ApprovalStatus.EXECUTED
+    assert await count(bot, Project) == 0
+
+
+async def test_change_owner_after_approval(bot: Harness) -> None:
+    pid = await setup_apollo(bot, approver=True)
+    bob = await identity(bot, "U0BOB")
+    ticket = await bot.deps.approvals.request(
+        bob,
+        ApprovalAction.CHANGE_PROJECT_OWNER,
+        {"project": "Apollo", "new_owner": "<@U0BOB>"},
+        channel_id=None,
+    )
+    assert ticket.approvers == ("U0ALICE", "U0CAROL")
+    alice_dm = await dm_with(bot, "U0ALICE", ticket.approval_id)
+    assert alice_dm is not None
+    await click(bot, "U0CAROL", ticket.approval_id, APPROVAL_APPROVE)
+    waiting = await message_of(bot, "U0ALICE", str(alice_dm["ts"]))
+    assert "<@U0CAROL> is confirming" in waiting["text"]
+    (pending,) = ciba_requests(bot, SUBS["U0CAROL"])
+    bot.idp.ciba.approve(pending.auth_req_id)
+    await poll(bot)
+    assert (await row(bot, ticket.approval_id)).status == ApprovalStatus.EXECUTED
+    obj = f"project:{pid}"
+    assert await bot.deps.authz.check("user:auth0|bob", "owner", obj)
+    assert not await bot.deps.authz.check("user:auth0|alice", "owner", obj)
+    assert await bot.deps.authz.check("user:auth0|alice", "editor", obj)
+    # alice's DM says carol approved it.
+    done = await message_of(bot, "U0ALICE", str(alice_dm["ts"]))
+    assert "approved by <@U0CAROL>" in done["text"]
+
+
+async def test_app_home_and_audit_command(bot: Harness) -> None:
+    await setup_apollo(bot)
+    ticket = await ask_delete(bot)
+    for user, heading in (("U0ALICE", "Waiting for your approval"), ("U0BOB", "Your requests")):
+        await bot.sandbox.open_home(user)
+        await bot.ingress.drain()
+        view = json.dumps(await bot.sandbox.wait_for_home_view(user))
+        assert heading in view and "delete project Apollo" in view
+    await click(bot, "U0ALICE", ticket.approval_id, APPROVAL_DENY)
+    audit = await command(bot, "U0ALICE", "audit Apollo")
+    assert "Audit log of Apollo" in audit and "requested" in audit and "denied" in audit
+    assert "Only a project's owners" in await command(bot, "U0BOB", "audit Apollo")
+    assert "don't own any project" in await command(bot, "U0BOB", "audit")
+    assert "Audit log of your projects" in await command(bot, "U0ALICE", "audit")
