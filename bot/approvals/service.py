@@ -760,31 +760,39 @@ class ApprovalsService:
 
     async def _poll_one(self, claimed: tuple[str, str, str, int], now: datetime) -> None:
         approval_id, auth_req_id, approver_sub, interval = claimed
-        same_request = [Approval.auth_req_id == auth_req_id]
+        # The whole poll (the provider's answer and what follows it, an execution
+        # included) holds a slot: at most ``poll_concurrency`` at once, so a large round
+        # neither floods the provider nor drains the database pool.
         async with self._poll_slots:
-            try:
-                answer = await self._ciba.poll(auth_req_id)
-            except CibaRejected as exc:
-                # The provider refuses this request for good (unknown or used auth_req_id,
-                # a token that fails verification): it can never be granted.
-                log.warning("CIBA poll refused: %s", exc.reason.value)
-                if await self._transition(
-                    approval_id,
-                    expected=(ApprovalStatus.CONFIRMING,),
-                    to=ApprovalStatus.DENIED,
-                    extra=same_request,
-                    outcome="refused",
-                    actor=(approver_sub, None),
-                    reason=f"ciba_{exc.reason.value}",
-                ):
-                    await self.render(approval_id)
-                return
-            except Exception as exc:
-                # Unreachable or slow provider (ServiceUnavailable) or anything unforeseen:
-                # poll again after the interval; the deadline ends it at worst.
-                log.warning("CIBA poll failed (%s); retrying", type(exc).__name__)
-                await self._next_poll(approval_id, auth_req_id, interval)
-                return
+            await self._poll_and_apply(approval_id, auth_req_id, approver_sub, interval)
+
+    async def _poll_and_apply(
+        self, approval_id: str, auth_req_id: str, approver_sub: str, interval: int
+    ) -> None:
+        same_request = [Approval.auth_req_id == auth_req_id]
+        try:
+            answer = await self._ciba.poll(auth_req_id)
+        except CibaRejected as exc:
+            # The provider refuses this request for good (unknown or used auth_req_id,
+            # a token that fails verification): it can never be granted.
+            log.warning("CIBA poll refused: %s", exc.reason.value)
+            if await self._transition(
+                approval_id,
+                expected=(ApprovalStatus.CONFIRMING,),
+                to=ApprovalStatus.DENIED,
+                extra=same_request,
+                outcome="refused",
+                actor=(approver_sub, None),
+                reason=f"ciba_{exc.reason.value}",
+            ):
+                await self.render(approval_id)
+            return
+        except Exception as exc:
+            # Unreachable or slow provider (ServiceUnavailable) or anything unforeseen:
+            # poll again after the interval; the deadline ends it at worst.
+            log.warning("CIBA poll failed (%s); retrying", type(exc).__name__)
+            await self._next_poll(approval_id, auth_req_id, interval)
+            return
         if answer.state is CibaPollState.PENDING:
             await self._next_poll(approval_id, auth_req_id, interval)
         elif answer.state is CibaPollState.SLOW_DOWN:

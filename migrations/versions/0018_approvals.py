@@ -75,9 +75,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("approval_id", "slack_user_id", name="pk_approval_approvers"),
     )
-    op.create_index(
-        "ix_approval_approvers_slack_user_id", "approval_approvers", ["slack_user_id"]
-    )
+    op.create_index("ix_approval_approvers_slack_user_id", "approval_approvers", ["slack_user_id"])
 
 
 def downgrade() -> None:

@@ -29,7 +29,7 @@ from bot.identity.model import Identity
 from bot.projects.models import Project, ProjectMember, Task
 from handlers.blocks import APPROVAL_APPROVE, APPROVAL_ASK_AGAIN, APPROVAL_CANCEL, APPROVAL_DENY
 from sandbox.idp.ciba import BackchannelRequest
-from tests.support import TEAM, Harness, eventually, running_bot
+from tests.support import TEAM, Harness, running_bot
 
 EMAILS = {
     "U0ALICE": "alice@example.com",
@@ -447,7 +447,8 @@ async def test_provider_down_while_polling_is_retried_until_expiry(bot: Harness)
     assert await project_id(bot, "Apollo") == pid
     for user in ("U0ALICE", "U0BOB"):
         assert any(
-            "Expired (nobody approved it in time)" in m["text"] for m in await dm_messages(bot, user)
+            "Expired (nobody approved it in time)" in m["text"]
+            for m in await dm_messages(bot, user)
         )
     # A grant arriving now changes nothing.
     bot.idp.set_unavailable(False)
@@ -614,3 +615,166 @@ async def test_app_home_and_audit_command(bot: Harness) -> None:
     assert "Only a project's owners" in await command(bot, "U0BOB", "audit Apollo")
     assert "don't own any project" in await command(bot, "U0BOB", "audit")
     assert "Audit log of your projects" in await command(bot, "U0ALICE", "audit")
+
+
+# -- many approvals, two app instances, everything racing ------------------------------------
+
+RACE_APPROVALS = 1000
+
+
+async def seed_projects(bot: Harness, owner_sub: str, count: int) -> list[str]:
+    """``count`` projects owned by ``owner_sub`` (rows and tuples written in bulk: the
+    set-up, not what is under test)."""
+    from authz.ports import TupleKey
+
+    now = datetime.now(UTC)
+    ids = [f"race{n:022d}" for n in range(count)]
+    async with bot.deps.db.session() as session:
+        session.add_all(
+            Project(
+                id=pid,
+                team_id=TEAM,
+                name=f"Race {n}",
+                name_key=f"race {n}",
+                created_by=owner_sub,
+                created_at=now,
+            )
+            for n, pid in enumerate(ids)
+        )
+        await session.flush()
+        session.add_all(
+            ProjectMember(
+                project_id=pid,
+                sub=owner_sub,
+                relation="owner",
+                granted_by=owner_sub,
+                granted_at=now,
+            )
+            for pid in ids
+        )
+    tuples = [
+        key
+        for pid in ids
+        for key in (
+            TupleKey(user=f"workspace:{TEAM}", relation="workspace", object=f"project:{pid}"),
+            TupleKey(user=f"user:{owner_sub}", relation="owner", object=f"project:{pid}"),
+        )
+    ]
+    for start in range(0, len(tuples), 100):
+        await bot.deps.authz.write(tuples[start : start + 100])
+    return ids
+
+
+async def test_a_thousand_approvals_racing_on_two_instances(bot: Harness) -> None:
+    """Requests (some twice at once), double clicks and denials from both instances,
+    grants, denials and silence on the devices, then polls and sweeps of both instances
+    racing (with deadlines passing meanwhile): every approval ends exactly once, no
+    action runs twice, none is lost."""
+    from bot.wiring import open_deps
+
+    await bot.link("U0ALICE", EMAILS["U0ALICE"])
+    alice = await identity(bot, "U0ALICE")
+    pids = await seed_projects(bot, alice.sub, RACE_APPROVALS)
+    async with open_deps(bot.settings) as other:
+        instances = [bot.deps.approvals, other.approvals]
+        slots = asyncio.Semaphore(8)
+
+        async def ask(n: int, pid: str) -> ApprovalTicket:
+            async with slots:
+                return await instances[n % 2].request(
+                    alice, ApprovalAction.DELETE_PROJECT, {"project_id": pid}, channel_id=None
+                )
+
+        # Every tenth request is made twice at once (one per instance).
+        asked = await asyncio.gather(
+            *(ask(n, pid) for n, pid in enumerate(pids)),
+            *(ask(n + 1, pid) for n, pid in enumerate(pids) if n % 10 == 0),
+        )
+        tickets = {t.approval_id for t in asked}
+        assert len(tickets) == RACE_APPROVALS
+        assert sum(t.created for t in asked) == RACE_APPROVALS
+        ids = sorted(tickets)
+
+        async def press(n: int, approval_id: str) -> None:
+            async with slots:
+                presses = [
+                    instances[0].approve(TEAM, "U0ALICE", approval_id),
+                    instances[1].approve(TEAM, "U0ALICE", approval_id),
+                ]
+                if n % 17 == 0:  # a denial racing the double click
+                    presses.append(instances[n % 2].deny(TEAM, "U0ALICE", approval_id))
+                await asyncio.gather(*presses)
+
+        await asyncio.gather(*(press(n, a) for n, a in enumerate(ids)))
+        # On the devices: most are approved, some denied, some never answered.
+        for n, request in enumerate(bot.idp.ciba.requests(sub=alice.sub)):
+            if n % 13 == 0:
+                bot.idp.ciba.deny(request.auth_req_id)
+            elif n % 11 != 0:
+                bot.idp.ciba.approve(request.auth_req_id)
+        starts = len(bot.idp.ciba.requests(sub=alice.sub))
+
+        async def open_left() -> int:
+            async with bot.deps.db.session() as session:
+                return int(
+                    await session.scalar(
+                        select(func.count())
+                        .select_from(Approval)
+                        .where(Approval.status.in_(["pending", "confirming", "executing"]))
+                    )
+                    or 0
+                )
+
+        rounds = 0
+        while await open_left() and rounds < 20:
+            rounds += 1
+            await interval_passes(bot)
+            if rounds == 3:  # the unanswered ones reach their deadline mid-race
+                async with bot.deps.db.session() as session:
+                    await session.execute(
+                        update(Approval).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+                    )
+            await asyncio.gather(
+                instances[0].poll_round(),
+                instances[1].poll_round(),
+                instances[0].sweep(),
+                instances[1].sweep(),
+                *(instances[n % 2].approve(TEAM, "U0ALICE", a) for n, a in enumerate(ids[:50])),
+            )
+        await asyncio.gather(instances[0].render_pending(1000), instances[1].render_pending(1000))
+    assert await open_left() == 0, "an approval was lost"
+    assert starts == RACE_APPROVALS - len([n for n in range(RACE_APPROVALS) if n % 17 == 0]) or (
+        starts <= RACE_APPROVALS
+    )
+    async with bot.deps.db.session() as session:
+        statuses = dict(
+            list(
+                await session.execute(
+                    select(Approval.status, func.count()).group_by(Approval.status)
+                )
+            )
+        )
+        executions = dict(
+            list(
+                await session.execute(
+                    select(AuditEntry.subject, func.count())
+                    .where(AuditEntry.outcome == "executed")
+                    .group_by(AuditEntry.subject)
+                )
+            )
+        )
+        executed_ids = set(
+            await session.scalars(
+                select(Approval.id).where(Approval.status == ApprovalStatus.EXECUTED.value)
+            )
+        )
+        projects_left = int(await session.scalar(select(func.count()).select_from(Project)) or 0)
+    assert sum(statuses.values()) == RACE_APPROVALS
+    assert set(statuses) <= {"executed", "denied", "expired"}, statuses
+    assert max(executions.values()) == 1, "an action ran twice"
+    assert set(executions) == executed_ids
+    assert statuses.get("executed", 0) > RACE_APPROVALS // 2
+    assert statuses.get("denied", 0) > 0 and statuses.get("expired", 0) > 0
+    assert projects_left == RACE_APPROVALS - len(executed_ids)
+    # At most one device confirmation was started per approval.
+    assert starts <= RACE_APPROVALS
