@@ -409,8 +409,18 @@ class ApprovalsService:
             return row, approver
 
     async def _may_act(self, row: Approval, approver: ApprovalApprover | None) -> bool:
-        """On the list, and still ``approver`` of every project (fresh; fail closed)."""
+        """On the list, still linked as the identity that was asked, and still
+        ``approver`` of every project (fresh; fail closed)."""
         if approver is None:
+            return False
+        async with self._db.session() as session:
+            linked = await session.scalar(
+                select(SlackLink.sub).where(
+                    SlackLink.team_id == row.team_id,
+                    SlackLink.slack_user_id == approver.slack_user_id,
+                )
+            )
+        if linked != approver.sub:
             return False
         return await policy.is_approver(self._authz, approver.sub, json.loads(row.project_ids))
 

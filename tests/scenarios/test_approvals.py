@@ -743,9 +743,9 @@ async def test_a_thousand_approvals_racing_on_two_instances(bot: Harness) -> Non
             )
         await asyncio.gather(instances[0].render_pending(1000), instances[1].render_pending(1000))
     assert await open_left() == 0, "an approval was lost"
-    assert starts == RACE_APPROVALS - len([n for n in range(RACE_APPROVALS) if n % 17 == 0]) or (
-        starts <= RACE_APPROVALS
-    )
+    # One device confirmation per approval, none for those a denial reached first.
+    denials_racing = len([n for n in range(RACE_APPROVALS) if n % 17 == 0])
+    assert RACE_APPROVALS - denials_racing <= starts <= RACE_APPROVALS
     async with bot.deps.db.session() as session:
         statuses = dict(
             list(
@@ -776,5 +776,3 @@ async def test_a_thousand_approvals_racing_on_two_instances(bot: Harness) -> Non
     assert statuses.get("executed", 0) > RACE_APPROVALS // 2
     assert statuses.get("denied", 0) > 0 and statuses.get("expired", 0) > 0
     assert projects_left == RACE_APPROVALS - len(executed_ids)
-    # At most one device confirmation was started per approval.
-    assert starts <= RACE_APPROVALS
