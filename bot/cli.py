@@ -8,6 +8,8 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TextIO
 
 from bot.settings import Mode, Settings, SettingsError, load_settings
 
@@ -187,6 +189,44 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return run_ingest(settings, paths=args.paths, project_name=args.project, team_id=args.team)
 
 
+def _since(text: str) -> datetime:
+    """``YYYY-MM-DD`` (midnight UTC) or an ISO 8601 time (UTC unless it says otherwise)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """``pmbot audit export``: every audit entry (since a date), one JSON object a line,
+    oldest first, to stdout or a file."""
+    from bot.audit import AuditLog
+    from bot.storage.db import Database
+
+    settings = _settings_or_exit()
+
+    async def run(out: TextIO) -> int:
+        db = Database(settings.database_url)
+        written = 0
+        try:
+            async for record in AuditLog(db=db).stream(since=args.since):
+                out.write(record.as_json() + "\n")
+                written += 1
+        finally:
+            await db.dispose()
+        return written
+
+    if args.output and args.output != "-":
+        with open(args.output, "w", encoding="utf-8") as out:
+            written = asyncio.run(run(out))
+        print(f"wrote {written} audit entries to {args.output}", file=sys.stderr)
+    else:
+        asyncio.run(run(sys.stdout))
+        sys.stdout.flush()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pmbot", description="pmbot, a project manager in Slack")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -241,6 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="the project's Slack workspace (sandbox mode: T0SANDBOX; required in production)",
     )
     ingest.set_defaults(func=cmd_ingest)
+
+    audit = sub.add_parser("audit", help="the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    export = audit_sub.add_parser("export", help="write the audit log as JSON lines")
+    export.add_argument(
+        "--since", type=_since, default=None, metavar="DATE", help="only entries since DATE"
+    )
+    export.add_argument(
+        "--output", "-o", default="-", metavar="FILE", help="write to FILE (default stdout)"
+    )
+    audit.set_defaults(func=cmd_audit)
     return parser
 
 

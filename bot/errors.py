@@ -265,3 +265,46 @@ class BadCommand(PmbotError):
         super().__init__(f"{problem.value}: {text}" if text else problem.value)
         self.problem = problem
         self.text = text
+
+
+# -- approvals ----------------------------------------------------------------------------
+
+
+class ApprovalProblem(enum.StrEnum):
+    """Why an approval could not be asked for, or why an approved action did not run."""
+
+    NO_APPROVER = "no_approver"  # nobody linked holds `approver` on the projects
+    NOTHING_TO_DO = "nothing_to_do"  # e.g. "delete all my projects" when one owns none
+    PERSON_NOT_LINKED = "person_not_linked"  # the new owner has no linked identity
+    ALREADY_OWNER = "already_owner"
+    BAD_ARGUMENTS = "bad_arguments"
+    PROJECT_GONE = "project_gone"  # at execution: the project no longer exists
+    REQUESTER_NOT_ALLOWED = "requester_not_allowed"  # at execution: lost access meanwhile
+    APPROVER_NOT_ALLOWED = "approver_not_allowed"  # at execution: no longer an approver
+    NOT_FINISHED = "not_finished"  # "ask again" on an approval that is still open
+    NOT_YOURS = "not_yours"
+
+
+class ApprovalRefused(PmbotError):
+    """An approval cannot be asked for (or asked again); ``target`` names what it was about."""
+
+    def __init__(self, problem: ApprovalProblem, target: str = "") -> None:
+        super().__init__(f"{problem.value}: {target}" if target else problem.value)
+        self.problem = problem
+        self.target = target
+
+
+class ApprovedActionInvalid(PmbotError):
+    """At execution time the approved action is no longer valid or authorized."""
+
+    def __init__(self, problem: ApprovalProblem) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+
+
+class AuditNotAllowed(PmbotError):
+    """``/pm audit``: the asker owns no project (``project`` None) or not this one."""
+
+    def __init__(self, project: str | None) -> None:
+        super().__init__(project or "")
+        self.project = project

@@ -10,11 +10,15 @@ is organised in sections, one per feature."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from authz.ports import AuthzEvaluationError, AuthzUnavailable
 from bot.errors import (
     AmbiguousPerson,
+    ApprovalProblem,
+    ApprovalRefused,
+    ApprovedActionInvalid,
+    AuditNotAllowed,
     CommandHint,
     DueDateInPast,
     InputTooLong,
@@ -69,6 +73,12 @@ def user_message(error: BaseException) -> str:
         return f"I don't know the command `{error.command}`. Here is what I can do:"
     if isinstance(error, InputTooLong):
         return f"That message is too long ({error.length} characters; the limit is {error.limit})."
+    if isinstance(error, ApprovalRefused | ApprovedActionInvalid):
+        return approval_refusal(error)
+    if isinstance(error, AuditNotAllowed):
+        if error.project is None:
+            return AUDIT_NO_PROJECTS
+        return AUDIT_NOT_OWNER.format(project=f"*{esc(error.project)}*")
     if isinstance(error, ServiceUnavailable):
         return (
             f":warning: {error.service} is unreachable right now. Nothing was changed; "
@@ -104,6 +114,7 @@ COMMANDS: list[tuple[str, str]] = [
         "Add a task. DATE: YYYY-MM-DD, today, tomorrow or a weekday.",
     ),
     ("/pm task done ID", "Mark a task done."),
+    ("/pm audit [NAME]", "The audit log of your projects (owners only), newest first."),
 ]
 
 
@@ -994,9 +1005,10 @@ def search_result_lines(found: Sequence[tuple[str, str]]) -> str:
     return "\n".join(f"• *{esc(title)}*: {esc(text[:200])}" for title, text in found)
 
 
-def approval_requested_text(
+def deletion_approval_text(
     target: str, approvers: Sequence[str], expires: str, *, created: bool
 ) -> str:
+    """A destructive tool's answer: the deletion waits for an approval."""
     who = ", ".join(person_text(a) for a in approvers) or "an approver"
     if not created:
         return (
@@ -1108,3 +1120,255 @@ def connect_whom(account: str, person_html: str, workspace_html: str) -> str:
 
 def connected_heading(account: str) -> str:
     return f"{account} is connected: go back to Slack"
+
+
+# -- approvals ----------------------------------------------------------------------------
+# The approver's DM, the requester's message (both updated in place), the click replies,
+# the App Home lists, the device's binding message and /pm audit.
+
+APPROVE_BUTTON = "Approve"
+DENY_BUTTON = "Deny"
+CANCEL_REQUEST_BUTTON = "Cancel request"
+ASK_AGAIN_BUTTON = "Ask again"
+APPROVALS_TO_APPROVE_HEADING = "Waiting for your approval"
+APPROVALS_REQUESTED_HEADING = "Your requests waiting for approval"
+
+_ACTION_WORDS = {
+    "delete_project": "delete {target}",
+    "delete_all_my_projects": "delete {target}",
+    "change_project_owner": "change {target}",
+}
+_ACTION_EFFECTS = {
+    "delete_project": "The project, its tasks and its documents are deleted for everyone.",
+    "delete_all_my_projects": "Each project, its tasks and its documents are deleted for everyone.",
+    "change_project_owner": "The new owner becomes the only owner; the previous owners become "
+    "editors.",
+}
+
+
+def approval_target_project(name: str) -> str:
+    return f"project {name}"
+
+
+def approval_target_all(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    count = "1 project" if len(names) == 1 else f"{len(names)} projects"
+    return f"their {count} ({shown})"
+
+
+def approval_target_owner(name: str, new_owner: str) -> str:
+    return f"the owner of project {name} to <@{new_owner}>"
+
+
+def approval_binding_summary(action: str, target: str) -> str:
+    """What the approver's device shows after the code (cut to fit by the service)."""
+    return "pmbot: " + _ACTION_WORDS.get(str(action), "{target}").format(target=target)
+
+
+def _what(action: str, target: str) -> str:
+    return _ACTION_WORDS.get(str(action), "{target}").format(target=esc(target))
+
+
+def slack_time(moment: datetime) -> str:
+    """A time Slack shows in each reader's time zone (UTC where it cannot)."""
+    epoch = int(moment.timestamp())
+    return f"<!date^{epoch}^{{time}}|{moment.astimezone(UTC):%H:%M} UTC>"
+
+
+def approver_dm_text(
+    *,
+    action: str,
+    target: str,
+    requester: str,
+    expires_at: datetime,
+    status: str,
+    viewer: str,
+    confirming: str | None,
+    code: str | None,
+    decided_by: str | None,
+    reason: str | None,
+) -> str:
+    """The approver's DM at each state of the approval."""
+    what = _what(action, target)
+    if status == "pending":
+        return (
+            f":raised_hand: <@{requester}> asks to *{what}*. "
+            f"{_ACTION_EFFECTS.get(str(action), '')} "
+            f"Approve (you will confirm on your device) or deny before {slack_time(expires_at)}."
+        )
+    if status == "confirming" and confirming == viewer:
+        return (
+            f":iphone: Confirm code *{code}* on your device to *{what}* "
+            f"(asked by <@{requester}>, expires {slack_time(expires_at)})."
+        )
+    if status == "confirming":
+        return (
+            f":hourglass: <@{confirming}> is confirming *{what}* on their device "
+            f"(asked by <@{requester}>)."
+        )
+    return approval_final_text(
+        action=action,
+        target=target,
+        status=status,
+        decided_by=decided_by,
+        reason=reason,
+        confirming=confirming,
+    )
+
+
+def requester_text(
+    *,
+    action: str,
+    target: str,
+    approvers: Sequence[str],
+    expires_at: datetime,
+    status: str,
+    confirming: str | None,
+    decided_by: str | None,
+    reason: str | None,
+) -> str:
+    """The requester's message at each state."""
+    what = _what(action, target)
+    if status == "pending":
+        who = " or ".join(f"<@{a}>" for a in approvers)
+        return (
+            f":hourglass_flowing_sand: Waiting for approval by {who}, expires "
+            f"{slack_time(expires_at)}: *{what}*."
+        )
+    if status == "confirming":
+        return (
+            f":iphone: <@{confirming}> is confirming on their device: *{what}* "
+            f"(expires {slack_time(expires_at)})."
+        )
+    return approval_final_text(
+        action=action,
+        target=target,
+        status=status,
+        decided_by=decided_by,
+        reason=reason,
+        confirming=confirming,
+    )
+
+
+_FINAL_REASONS = {
+    "denied_on_device": "denied on the approver's device",
+    "grant_for_another_user": "the confirmation came from another account, so it was refused",
+    "device_confirmation_expired": "the confirmation on the device expired",
+    "deadline_passed": "nobody approved it in time",
+}
+_FAILURE_REASONS = {
+    ApprovalProblem.PROJECT_GONE.value: "the project no longer exists",
+    ApprovalProblem.REQUESTER_NOT_ALLOWED.value: "the requester no longer has access to it",
+    ApprovalProblem.APPROVER_NOT_ALLOWED.value: "the approver is no longer an approver of it",
+    ApprovalProblem.PERSON_NOT_LINKED.value: "the new owner is no longer linked",
+    ApprovalProblem.BAD_ARGUMENTS.value: "the request was malformed",
+}
+
+
+def approval_final_text(
+    *,
+    action: str,
+    target: str,
+    status: str,
+    decided_by: str | None,
+    reason: str | None,
+    confirming: str | None,
+) -> str:
+    what = _what(action, target)
+    if status == "executing":
+        return f":gear: Approved by <@{confirming}>; now doing it: *{what}*."
+    if status == "executed":
+        return f":white_check_mark: Done: *{what}* (approved by <@{confirming}>)."
+    if status == "failed":
+        why = _FAILURE_REASONS.get(reason or "", "something went wrong on my side")
+        return f":warning: Approved, but not done: *{what}*; {why}. Nothing was changed."
+    if status == "cancelled":
+        return f":no_entry_sign: Cancelled by <@{decided_by}>: *{what}*. Nothing was changed."
+    if status == "expired":
+        why = _FINAL_REASONS.get(reason or "", _FINAL_REASONS["deadline_passed"])
+        return f":alarm_clock: Expired ({why}): *{what}*. Nothing was changed."
+    if decided_by:
+        return f":x: Denied by <@{decided_by}>: *{what}*. Nothing was changed."
+    why = _FINAL_REASONS.get(reason or "", "denied")
+    return f":x: Not approved ({why}): *{what}*. Nothing was changed."
+
+
+def approval_reminder_text(
+    *, action: str, target: str, requester: str, expires_at: datetime
+) -> str:
+    return (
+        f":bell: Reminder: <@{requester}> is still waiting for your approval to "
+        f"*{_what(action, target)}*; it expires {slack_time(expires_at)}."
+    )
+
+
+def approval_click_text(outcome: str, *, code: str | None = None, who: str | None = None) -> str:
+    """What a click on Approve, Deny or Cancel is told (only the clicker sees it)."""
+    texts = {
+        "confirming": f"Confirm code *{code}* on your device.",
+        "denied": "Denied. Nothing was changed.",
+        "cancelled": "Your request is cancelled. Nothing was changed.",
+        "not_found": "I can't find that request any more; nothing was changed.",
+        "not_approver": ":no_entry: You are not an approver of this request; nothing was changed.",
+        "not_requester": ":no_entry: Only the person who asked can cancel it; nothing was changed.",
+        "already_confirming": (
+            f"Confirm code *{code}* on your device."
+            if code
+            else f"<@{who}> is already confirming this on their device."
+        ),
+        "already_finished": "This request is already finished; nothing was changed.",
+        "expired": ":alarm_clock: This request has expired; nothing was done.",
+        "provider_unavailable": (
+            ":warning: I couldn't start the confirmation on your device (the identity "
+            "provider is unreachable). Nothing was changed; please press Approve again."
+        ),
+    }
+    return texts.get(outcome, texts["already_finished"])
+
+
+def approval_requested_text(
+    target: str, approvers: Sequence[str], expires_at: datetime, *, created: bool
+) -> str:
+    """The answer to a request (a tool or a command) that asked for an approval."""
+    who = " or ".join(f"<@{a}>" for a in approvers)
+    lead = "I asked" if created else "You already asked; still waiting for"
+    return f"{lead} {who} to approve: {esc(target)} (expires {slack_time(expires_at)})."
+
+
+def approval_home_line(
+    action: str, target: str, other: str, expires_at: datetime, *, mine: bool
+) -> str:
+    who = "waiting for approval" if mine else f"asked by <@{other}>"
+    return f"• *{_what(action, target)}*, {who}, expires {slack_time(expires_at)}"
+
+
+def approval_refusal(error: ApprovalRefused | ApprovedActionInvalid) -> str:
+    texts = {
+        ApprovalProblem.NO_APPROVER: "Nobody linked can approve that, so I can't ask.",
+        ApprovalProblem.NOTHING_TO_DO: "You don't own any project, so there is nothing to delete.",
+        ApprovalProblem.PERSON_NOT_LINKED: "That person hasn't linked their account yet.",
+        ApprovalProblem.ALREADY_OWNER: "That person already owns this project.",
+        ApprovalProblem.BAD_ARGUMENTS: "I couldn't understand what to act on.",
+        ApprovalProblem.NOT_FINISHED: "That request is still waiting for approval.",
+        ApprovalProblem.NOT_YOURS: "Only the person who asked can ask again.",
+    }
+    return ":no_entry: " + texts.get(error.problem, "That can't be done any more.")
+
+
+AUDIT_USAGE = "Usage: `/pm audit [NAME]`"
+AUDIT_NOT_OWNER = (
+    ":no_entry: Only a project's owners can read its audit log, and you don't own {project}."
+)
+AUDIT_NO_PROJECTS = ":no_entry: You don't own any project, so there is no audit log to show you."
+AUDIT_EMPTY = "Nothing is in the audit log for {project} yet."
+AUDIT_HEADING = "Audit log of {project}"
+AUDIT_ALL = "your projects"
+
+
+def audit_line(
+    at: datetime, actor: str | None, action: str, outcome: str, reason: str | None
+) -> str:
+    who = f"<@{actor}>" if actor else "pmbot"
+    why = f" ({esc(reason)})" if reason else ""
+    when = f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    return f"• {when} · {who} · `{esc(action)}` · {esc(outcome)}{why}"

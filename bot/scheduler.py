@@ -43,6 +43,28 @@ async def sweep_connect_requests(deps: Deps) -> None:
         log.info("deleted %d expired account-connect requests", removed)
 
 
+async def poll_approvals(deps: Deps) -> None:
+    """One polling round of the CIBA requests that are due (their interval honoured), then
+    the Slack messages of whatever changed."""
+    polled = await deps.approvals.poll_round()
+    await deps.approvals.render_pending()
+    if polled:
+        log.debug("polled %d CIBA requests", polled)
+
+
+async def sweep_approvals(deps: Deps) -> None:
+    """Deadlines, the half-way reminders and executions whose lease ran out."""
+    swept = await deps.approvals.sweep()
+    await deps.approvals.render_pending()
+    if swept.expired or swept.reminders or swept.resumed:
+        log.info(
+            "approvals: %d expired, %d reminders due, %d executions resumed",
+            swept.expired,
+            swept.reminders,
+            swept.resumed,
+        )
+
+
 def build_scheduler(deps: Deps) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
     scheduler.add_job(
@@ -83,6 +105,24 @@ def build_scheduler(deps: Deps) -> AsyncIOScheduler:
         minutes=15,
         args=[deps],
         id="sweep_connect_requests",
+        replace_existing=True,
+    )
+    # Approvals: their state is in the database, not in a job store; any replica may run
+    # these (conditional updates and SKIP LOCKED keep them from doing anything twice).
+    scheduler.add_job(
+        poll_approvals,
+        "interval",
+        seconds=deps.settings.approval_poll_seconds,
+        args=[deps],
+        id="poll_approvals",
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        sweep_approvals,
+        "interval",
+        seconds=deps.settings.approval_sweep_seconds,
+        args=[deps],
+        id="sweep_approvals",
         replace_existing=True,
     )
     return scheduler

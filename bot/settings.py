@@ -182,6 +182,18 @@ class Settings(BaseSettings):
             raise ValueError("GOOGLE_CALENDAR_API_URL must be https (unless on a loopback host)")
         return self
 
+    # Approvals (bot/approvals/): how long an approval waits for an approver, how often
+    # the scheduler polls the CIBA requests that are due and sweeps deadlines, and how many
+    # polls may be in flight at once.
+    approval_ttl_seconds: int = Field(default=600, ge=30, le=86_400, alias="APPROVAL_TTL")
+    approval_poll_seconds: float = Field(default=2.0, gt=0, le=60, alias="APPROVAL_POLL_SECONDS")
+    approval_sweep_seconds: float = Field(
+        default=30.0, gt=0, le=3600, alias="APPROVAL_SWEEP_SECONDS"
+    )
+    approval_poll_concurrency: int = Field(
+        default=8, ge=1, le=256, alias="APPROVAL_POLL_CONCURRENCY"
+    )
+
     @model_validator(mode="after")
     def _answers_consistent(self) -> Settings:
         if self.openai_model and not (self.openai_base_url or self.openai_api_key):

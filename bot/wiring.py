@@ -27,10 +27,10 @@ from bot.agent.requests import AgentRequests
 from bot.agent.runner import ToolRunner
 from bot.agent.service import AgentService
 from bot.agent.services import AgentServices
-from bot.agent.unconfigured import (
-    UnconfiguredApprovals,
-)
+from bot.approvals.actions import ProjectActions
 from bot.approvals.ciba import Auth0CibaClient
+from bot.approvals.ports import ApprovalRequests
+from bot.approvals.service import ApprovalsService
 from bot.audit import AuditLog
 from bot.dedup import Deduplicator
 from bot.identity.auth0 import Auth0Client
@@ -87,6 +87,9 @@ class Deps:
     # Provider APIs called as the person with their Token Vault token.
     calendar: CalendarApi  # Google Calendar v3 at GOOGLE_CALENDAR_API_URL
     slack_as_user: SlackAsUser  # chat.postMessage with the person's user token
+    # -- approvals --
+    audit: AuditLog  # append-only: every tool call and approval transition
+    approvals: ApprovalsService  # bot.approvals.ports.ApprovalRequests, and all after it
 
 
 def build_slack_client(
@@ -208,7 +211,12 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
             link_ttl=timedelta(seconds=settings.link_ttl_seconds),
         )
         outbox = Outbox(db=db, authorizer=authorizer)
-        ciba = Auth0CibaClient(auth0=auth0, verifier=verifier, issuer=settings.auth0_issuer)
+        ciba = Auth0CibaClient(
+            auth0=auth0,
+            verifier=verifier,
+            issuer=settings.auth0_issuer,
+            max_workers=settings.approval_poll_concurrency,
+        )
         stack.callback(ciba.close)
         answers = await stack.enter_async_context(
             open_answers(settings, db=db, slack=slack, knowledge=knowledge, identities=identity)
@@ -224,6 +232,21 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
         stack.push_async_callback(connect.close)
         people = SlackPeople(slack)
         projects = ProjectsService(db=db, authorizer=authorizer, outbox=outbox, people=people)
+        audit = AuditLog(db=db)
+        # The Slack side of approvals is a handler module (its words and blocks live
+        # there); imported here, when wiring, as bot.web does for the link notifier.
+        from handlers.approvals import SlackApprovalNotifier
+
+        approvals = ApprovalsService(
+            db=db,
+            authz=authorizer,
+            audit=audit,
+            ciba=ciba,
+            notifier=SlackApprovalNotifier(slack),
+            executor=ProjectActions(projects),
+            ttl=timedelta(seconds=settings.approval_ttl_seconds),
+            poll_concurrency=settings.approval_poll_concurrency,
+        )
         calendar = GoogleCalendarClient(
             base_url=settings.google_calendar_api_url,
             session=http,
@@ -249,6 +272,8 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
                 connect=connect,
                 calendar=calendar,
                 slack_as_user=slack_as_user,
+                audit=audit,
+                approvals=approvals,
             )
         )
         # A request that waited for a connected account resumes once it is connected.
@@ -274,6 +299,8 @@ async def open_deps(settings: Settings, *, metrics: Registry | None = None) -> A
             agent=agent,
             calendar=calendar,
             slack_as_user=slack_as_user,
+            audit=audit,
+            approvals=approvals,
         )
 
 
@@ -292,11 +319,12 @@ async def open_agent(
     connect: ConnectLinks,
     calendar: CalendarApi,
     slack_as_user: SlackAsUser,
+    audit: AuditLog,
+    approvals: ApprovalRequests,
 ) -> AsyncIterator[AgentService]:
     """The agent: its tools, their runner, the model loop (with OPENAI_MODEL) and the
-    requests waiting for a connected account. Providers and approvals that are not
-    configured are stand-ins that refuse clearly: nothing destructive runs without an
-    approval."""
+    requests waiting for a connected account. Destructive tools only ask ``approvals``
+    for an approval that a human confirms (CIBA): nothing destructive runs on request."""
     registry = ToolRegistry()
     runner = ToolRunner(registry=registry, timeout=settings.agent_tool_timeout_seconds)
     services = AgentServices(
@@ -305,8 +333,8 @@ async def open_agent(
         knowledge=knowledge,
         authz=authorizer,
         people=people,
-        audit=AuditLog(db=db),
-        approvals=UnconfiguredApprovals(),
+        audit=audit,
+        approvals=approvals,
         vault=vault,
         calendar=calendar,
         slack_as_user=slack_as_user,

@@ -8,8 +8,19 @@ from bot.wiring import Deps
 
 
 def register_all(app: AsyncApp, deps: Deps) -> None:
-    from handlers import agent, ask, assistant, commands, home, linking, mentions, messages
+    from handlers import (
+        agent,
+        approvals,
+        ask,
+        assistant,
+        commands,
+        home,
+        linking,
+        mentions,
+        messages,
+    )
 
     # The assistant first: it is app middleware that takes the DM thread replies.
     for module in (assistant, commands, mentions, messages, home, linking, ask, agent):
         module.register(app, deps)
+    approvals.register(app, deps)

@@ -99,7 +99,13 @@ def confirm_link_blocks(request_id: str, who: str, replaces: str | None) -> list
     ]
 
 
-def home_view(user_id: str, *, linked_as: str | None, link_url: str | None = None) -> Block:
+def home_view(
+    user_id: str,
+    *,
+    linked_as: str | None,
+    link_url: str | None = None,
+    approvals: Sequence[Block] = (),
+) -> Block:
     if linked_as:
         status = [section(words.home_linked(linked_as)), context(words.HOME_LINKED_HINT)]
     else:
@@ -115,6 +121,7 @@ def home_view(user_id: str, *, linked_as: str | None, link_url: str | None = Non
             section(words.home_greeting(user_id)),
             divider(),
             *status,
+            *approvals,
             divider(),
             section(f"*{words.COMMANDS_HEADING}*\n{_command_lines()}"),
             context(words.HOME_FOOTER),
@@ -272,3 +279,76 @@ def connect_blocks(text: str, url: str, connection: str) -> list[Block]:
 def agent_blocks(text: str) -> list[Block]:
     """An agent's reply (mrkdwn; model text already made inert) in sections."""
     return _sections(markdown_to_mrkdwn(text).split("\n"))[:45]
+
+
+# -- approvals ----------------------------------------------------------------------------
+
+APPROVAL_APPROVE = "approval_approve"
+APPROVAL_DENY = "approval_deny"
+APPROVAL_CANCEL = "approval_cancel"
+APPROVAL_ASK_AGAIN = "approval_ask_again"
+_ASK_AGAIN_AFTER = frozenset({"denied", "expired", "cancelled", "failed"})
+
+
+def approver_dm_blocks(text: str, approval_id: str, *, status: str) -> list[Block]:
+    """The approver's DM: what, to what, by whom, until when; Approve / Deny while it is
+    pending, Deny alone while somebody confirms, nothing once it is over."""
+    built = [section(text)]
+    if status == "pending":
+        built.append(
+            actions(
+                button(words.APPROVE_BUTTON, APPROVAL_APPROVE, approval_id, "primary"),
+                button(words.DENY_BUTTON, APPROVAL_DENY, approval_id, "danger"),
+                block_id=f"approval_{approval_id}",
+            )
+        )
+    elif status == "confirming":
+        built.append(
+            actions(
+                button(words.DENY_BUTTON, APPROVAL_DENY, approval_id, "danger"),
+                block_id=f"approval_{approval_id}",
+            )
+        )
+    return built
+
+
+def requester_blocks(text: str, approval_id: str, *, status: str) -> list[Block]:
+    """The requester's message: Cancel while open, Ask again after a denial or expiry."""
+    built = [section(text)]
+    if status in ("pending", "confirming"):
+        built.append(
+            actions(
+                button(words.CANCEL_REQUEST_BUTTON, APPROVAL_CANCEL, approval_id),
+                block_id=f"approval_request_{approval_id}",
+            )
+        )
+    elif status in _ASK_AGAIN_AFTER:
+        built.append(
+            actions(
+                button(words.ASK_AGAIN_BUTTON, APPROVAL_ASK_AGAIN, approval_id, "primary"),
+                block_id=f"approval_request_{approval_id}",
+            )
+        )
+    return built
+
+
+def home_approvals_blocks(to_approve: Sequence[str], requested: Sequence[str]) -> list[Block]:
+    """The App Home's lists of open approvals (nothing when there are none)."""
+    built: list[Block] = []
+    if to_approve:
+        built += [
+            divider(),
+            section(f"*{words.APPROVALS_TO_APPROVE_HEADING}*"),
+            *_sections(list(to_approve)),
+        ]
+    if requested:
+        built += [
+            divider(),
+            section(f"*{words.APPROVALS_REQUESTED_HEADING}*"),
+            *_sections(list(requested)),
+        ]
+    return built
+
+
+def audit_blocks(heading: str, lines: Sequence[str]) -> list[Block]:
+    return [header(heading), *_sections(list(lines))][:50]

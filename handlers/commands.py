@@ -7,7 +7,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from bot import messages as words
-from bot.errors import InputTooLong, UnknownCommand
+from bot.errors import InputTooLong, PmbotError, UnknownCommand
+from bot.identity.model import Identity
 from bot.messages import user_message
 from bot.wiring import Deps
 from handlers import agent, ask, blocks, projects
@@ -68,11 +69,34 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if sub in agent.SUBCOMMANDS:
             await agent.command(deps, sub, rest, linked, command, respond)
             return
+        if sub == "audit":
+            await _audit(deps, linked, rest, respond)
+            return
         if sub == "ask":
             await ask.answer(deps, linked, rest, ask.command_where(command, respond))
             return
         intro = user_message(UnknownCommand(sub))
         await respond(text=intro, blocks=blocks.help_blocks(intro))
+
+
+async def _audit(deps: Deps, linked: Identity, rest: str, respond: AsyncRespond) -> None:
+    """``/pm audit [NAME]``: project owners read its audit log, newest first."""
+    name = rest.strip().strip('"“”').strip() or None
+    try:
+        page = await deps.approvals.audit_for(linked, name)
+    except PmbotError as exc:
+        await respond(user_message(exc))
+        return
+    label = f"*{words.esc(page.project)}*" if page.project else words.AUDIT_ALL
+    if not page.records:
+        await respond(words.AUDIT_EMPTY.format(project=label))
+        return
+    lines = [
+        words.audit_line(r.at, r.actor_slack_id, r.action, r.outcome, r.reason)
+        for r in page.records
+    ]
+    heading = words.AUDIT_HEADING.format(project=page.project or words.AUDIT_ALL)
+    await respond(text="\n".join([heading, *lines]), blocks=blocks.audit_blocks(heading, lines))
 
 
 async def _link(

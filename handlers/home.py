@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
+from bot import messages as words
 from bot.wiring import Deps
 from handlers import blocks
 
@@ -17,8 +18,31 @@ async def publish_home(deps: Deps, team_id: str, user_id: str, *, with_link: boo
     if identity is None and with_link:
         link_url = await deps.identity.start_link(team_id, user_id)
     linked_as = identity.display if identity else None
+    listed: list[blocks.Block] = []
+    if identity is not None:
+        listed = await approvals_on_home(deps, team_id, user_id)
     await deps.slack.views_publish(
-        user_id=user_id, view=blocks.home_view(user_id, linked_as=linked_as, link_url=link_url)
+        user_id=user_id,
+        view=blocks.home_view(user_id, linked_as=linked_as, link_url=link_url, approvals=listed),
+    )
+
+
+async def approvals_on_home(deps: Deps, team_id: str, user_id: str) -> list[blocks.Block]:
+    """The open approvals this person may approve, and those they asked for."""
+    found = await deps.approvals.pending_for(team_id, user_id)
+    return blocks.home_approvals_blocks(
+        [
+            words.approval_home_line(
+                i.action.value, i.target, i.requester_slack_id, i.expires_at, mine=False
+            )
+            for i in found.to_approve
+        ],
+        [
+            words.approval_home_line(
+                i.action.value, i.target, i.requester_slack_id, i.expires_at, mine=True
+            )
+            for i in found.requested
+        ],
     )
 
 

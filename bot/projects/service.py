@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
@@ -30,9 +31,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authz.ids import fga_user, fga_workspace
-from authz.ports import Authorizer, AuthzUnavailable, CheckRequest, TupleKey
+from authz.ids import fga_id, fga_user, fga_workspace
+from authz.ports import Authorizer, AuthzUnavailable, CheckRequest, Consistency, TupleKey
 from bot.errors import (
+    ApprovalProblem,
+    ApprovedActionInvalid,
     LastOwner,
     NoProjectRole,
     ProjectAction,
@@ -44,7 +47,7 @@ from bot.errors import (
 )
 from bot.identity.model import Identity
 from bot.identity.service import IdentityService
-from bot.projects.models import PendingGrant, Project, ProjectMember, Task
+from bot.projects.models import Document, PendingGrant, Project, ProjectMember, Task
 from bot.projects.people import PeopleDirectory, PersonRef
 from bot.projects.values import (
     DONE,
@@ -66,6 +69,7 @@ from bot.projects.values import (
     UnshareOutcome,
     clean_name,
     clean_title,
+    is_pending_assignee,
     name_key,
     parse_due,
     parse_role,
@@ -88,6 +92,16 @@ MAX_TASKS_SHOWN = 50
 # Candidates are checked in pages, so a long list costs checks only until it is full.
 _CANDIDATE_PAGE = 200
 _STATUS_ITEMS = 5
+
+
+# Called inside the transaction of an approved action, before it commits (it marks the
+# approval executed; raising rolls the action back).
+CommitHook = Callable[[AsyncSession], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RemovedProjects:
+    names: tuple[str, ...]
 
 
 class Drains(Protocol):
@@ -751,6 +765,227 @@ class ProjectsService:
         if changed:
             await self._outbox.drain()
         return TaskUpdated(item, tuple(changed))
+
+    # -- approved actions ------------------------------------------------------------------
+    # Run only by the approvals executor (``bot/approvals/actions.py``) after a CIBA grant.
+    # Each re-checks, fresh, that the action is still valid and authorized, then changes
+    # rows and stages the tuple changes in ONE transaction, in which ``commit_with`` marks
+    # the approval executed: the change and "executed" commit together or not at all, so
+    # an approval can never run twice.
+
+    async def _still_allowed(self, asks: Sequence[tuple[str, str, str]]) -> list[bool]:
+        """Fresh decisions (``HIGHER_CONSISTENCY``); one that cannot be made fails closed."""
+        results = await self._authz.batch_check(
+            [CheckRequest(user=u, relation=r, object=o) for u, r, o in asks],
+            consistency=Consistency.HIGHER_CONSISTENCY,
+        )
+        if any(r.denied_by_error for r in results):
+            raise AuthzUnavailable("a decision could not be made")
+        return [r.allowed for r in results]
+
+    async def delete_project(
+        self,
+        *,
+        team_id: str,
+        requester_sub: str,
+        approver_sub: str,
+        project_id: str,
+        commit_with: CommitHook,
+    ) -> RemovedProjects:
+        """Delete a project, its tasks, documents and memberships, and their tuples. The
+        requester must still see the project and the approver still approve it."""
+        project = await self._project_by_id(team_id, project_id)
+        obj = project_object(project.id)
+        view, approve = await self._still_allowed(
+            [
+                (fga_user(requester_sub), "can_view", obj),
+                (fga_user(approver_sub), "approver", obj),
+            ]
+        )
+        if not view:
+            raise ApprovedActionInvalid(ApprovalProblem.REQUESTER_NOT_ALLOWED)
+        if not approve:
+            raise ApprovedActionInvalid(ApprovalProblem.APPROVER_NOT_ALLOWED)
+        async with self._db.session() as session:
+            await _lock(session, project.id)
+            names = await self._remove_projects(session, [project.id])
+            if not names:
+                raise ApprovedActionInvalid(ApprovalProblem.PROJECT_GONE)
+            await commit_with(session)
+        await self._outbox.drain()
+        return RemovedProjects(tuple(names))
+
+    async def delete_all_owned_by(
+        self,
+        *,
+        team_id: str,
+        owner_sub: str,
+        approver_sub: str,
+        project_ids: Sequence[str],
+        commit_with: CommitHook,
+    ) -> RemovedProjects:
+        """Delete those of ``project_ids`` that ``owner_sub`` still owns (and the approver
+        still approves); the others are left alone. Nothing left: ``NOTHING_TO_DO``."""
+        async with self._db.session() as session:
+            existing = list(
+                await session.scalars(
+                    select(Project.id).where(
+                        Project.id.in_(list(project_ids)), Project.team_id == team_id
+                    )
+                )
+            )
+        if not existing:
+            raise ApprovedActionInvalid(ApprovalProblem.PROJECT_GONE)
+        asks = []
+        for pid in existing:
+            asks.append((fga_user(owner_sub), "owner", project_object(pid)))
+            asks.append((fga_user(approver_sub), "approver", project_object(pid)))
+        decisions = await self._still_allowed(asks)
+        kept = [pid for i, pid in enumerate(existing) if decisions[2 * i] and decisions[2 * i + 1]]
+        if not kept:
+            raise ApprovedActionInvalid(ApprovalProblem.REQUESTER_NOT_ALLOWED)
+        async with self._db.session() as session:
+            for pid in sorted(kept):
+                await _lock(session, pid)
+            names = await self._remove_projects(session, kept)
+            if not names:
+                raise ApprovedActionInvalid(ApprovalProblem.PROJECT_GONE)
+            await commit_with(session)
+        await self._outbox.drain()
+        return RemovedProjects(tuple(names))
+
+    async def change_owner(
+        self,
+        *,
+        team_id: str,
+        requester_sub: str,
+        approver_sub: str,
+        project_id: str,
+        new_owner_sub: str,
+        commit_with: CommitHook,
+    ) -> str:
+        """Make ``new_owner_sub`` the project's only owner; the previous owners become
+        editors (they keep working on it). Returns the project's name."""
+        project = await self._project_by_id(team_id, project_id)
+        obj = project_object(project.id)
+        view, approve = await self._still_allowed(
+            [
+                (fga_user(requester_sub), "can_view", obj),
+                (fga_user(approver_sub), "approver", obj),
+            ]
+        )
+        if not view:
+            raise ApprovedActionInvalid(ApprovalProblem.REQUESTER_NOT_ALLOWED)
+        if not approve:
+            raise ApprovedActionInvalid(ApprovalProblem.APPROVER_NOT_ALLOWED)
+        now = self._clock()
+        async with self._db.session() as session:
+            await _lock(session, project.id)
+            linked = await session.scalar(
+                select(SlackLink.sub).where(
+                    SlackLink.team_id == team_id, SlackLink.sub == new_owner_sub
+                )
+            )
+            if linked is None:
+                raise ApprovedActionInvalid(ApprovalProblem.PERSON_NOT_LINKED)
+            owners = list(
+                await session.scalars(
+                    select(ProjectMember.sub).where(
+                        ProjectMember.project_id == project.id,
+                        ProjectMember.relation == Role.OWNER.value,
+                    )
+                )
+            )
+            deletes, writes = [], []
+            for sub in owners:
+                if sub == new_owner_sub:
+                    continue
+                await session.execute(
+                    delete(ProjectMember).where(
+                        ProjectMember.project_id == project.id,
+                        ProjectMember.sub == sub,
+                        ProjectMember.relation == Role.OWNER.value,
+                    )
+                )
+                deletes.append(_member_tuple(project.id, sub, Role.OWNER))
+                if await _insert_ignoring_duplicate(
+                    session,
+                    ProjectMember,
+                    {
+                        "project_id": project.id,
+                        "sub": sub,
+                        "relation": Role.EDITOR.value,
+                        "granted_by": requester_sub,
+                        "granted_at": now,
+                    },
+                ):
+                    writes.append(_member_tuple(project.id, sub, Role.EDITOR))
+            if await _insert_ignoring_duplicate(
+                session,
+                ProjectMember,
+                {
+                    "project_id": project.id,
+                    "sub": new_owner_sub,
+                    "relation": Role.OWNER.value,
+                    "granted_by": requester_sub,
+                    "granted_at": now,
+                },
+            ):
+                writes.append(_member_tuple(project.id, new_owner_sub, Role.OWNER))
+            stage(session, deletes=deletes, writes=writes)
+            await commit_with(session)
+        await self._outbox.drain()
+        return project.name
+
+    async def _project_by_id(self, team_id: str, project_id: str) -> Project:
+        async with self._db.session() as session:
+            project = await session.get(Project, project_id)
+        if project is None or project.team_id != team_id:
+            raise ApprovedActionInvalid(ApprovalProblem.PROJECT_GONE)
+        return project
+
+    async def _remove_projects(
+        self, session: AsyncSession, project_ids: Sequence[str]
+    ) -> list[str]:
+        """Delete the projects (their members, grants, tasks, documents and chunks go with
+        them: foreign keys cascade) and stage the removal of every tuple pmbot wrote for
+        them. Returns the names of those that existed."""
+        projects = list(await session.scalars(select(Project).where(Project.id.in_(project_ids))))
+        if not projects:
+            return []
+        ids = [p.id for p in projects]
+        deletes: list[TupleKey] = []
+        members = await session.execute(
+            select(ProjectMember.project_id, ProjectMember.sub, ProjectMember.relation).where(
+                ProjectMember.project_id.in_(ids)
+            )
+        )
+        deletes += [_member_tuple(pid, sub, rel) for pid, sub, rel in members]
+        tasks = await session.execute(
+            select(Task.id, Task.project_id, Task.assignee_sub).where(Task.project_id.in_(ids))
+        )
+        for task_id, pid, assignee in tasks:
+            deletes.append(
+                TupleKey(user=project_object(pid), relation="project", object=task_object(task_id))
+            )
+            if assignee and not is_pending_assignee(assignee):
+                deletes.append(_assignee_tuple(task_id, assignee))
+        documents = await session.execute(
+            select(Document.id, Document.project_id).where(Document.project_id.in_(ids))
+        )
+        deletes += [
+            TupleKey(user=project_object(pid), relation="project", object=f"document:{fga_id(doc)}")
+            for doc, pid in documents
+        ]
+        deletes += [
+            TupleKey(
+                user=fga_workspace(p.team_id), relation="workspace", object=project_object(p.id)
+            )
+            for p in projects
+        ]
+        await session.execute(delete(Project).where(Project.id.in_(ids)))
+        stage(session, deletes=deletes)
+        return sorted((p.name for p in projects), key=name_key)
 
 
 # -- queries -------------------------------------------------------------------------------

@@ -75,6 +75,11 @@ def pending_assignee(team_id: str, slack_user_id: str) -> str:
     return f"{_PENDING_PREFIX}{team_id}:{slack_user_id}"
 
 
+def is_pending_assignee(assignee: str) -> bool:
+    """Whether an assignee is a Slack user who has not linked yet (no tuple was written)."""
+    return assignee.startswith(_PENDING_PREFIX) and "|" not in assignee
+
+
 def pending_slack_user(assignee: str, team_id: str) -> str | None:
     """The Slack user a pending assignment names, if ``assignee`` is one of this team."""
     prefix = f"{_PENDING_PREFIX}{team_id}:"

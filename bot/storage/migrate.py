@@ -18,6 +18,7 @@ def target_metadata() -> list[MetaData]:
     """Every table the migrations create: pmbot's own, the embedded authorization
     engine's and the Slack sandbox's (Alembic's ``target_metadata``; tests compare the
     two)."""
+    import bot.approvals.models  # registers the approvals tables on Base
     import bot.projects.models  # noqa: F401 - registers the projects tables on Base
     from authz.embedded.tables import authz_metadata
     from bot import audit  # noqa: F401 - registers the audit log on Base

@@ -160,19 +160,23 @@ def next_weekday_at(hour: int) -> tuple[str, datetime]:
 # -- plain commands (no model) -----------------------------------------------------------
 
 
-async def test_unconfigured_providers_and_approvals_refuse_clearly(bot: Harness) -> None:
+async def test_unconnected_calendar_asks_to_connect_and_deletion_asks_for_approval(
+    bot: Harness,
+) -> None:
     await apollo(bot)
     # Token Vault is real: an account never connected is offered the Connect button.
     assert "I need your Google Calendar account connected" in await pm(
         bot, "U0ALICE", "events today"
     )
-    refused = await pm(bot, "U0ALICE", "delete project Apollo")
-    assert "Approvals are not set up" in refused and "Nothing was deleted" in refused
+    # Approvals are real: the deletion waits for the owner's approval and nothing is deleted.
+    asked = await pm(bot, "U0ALICE", "delete project Apollo")
+    assert "I asked <@U0ALICE> to approve deleting project Apollo" in asked
+    assert "nothing is deleted until they do" in asked
     assert await count(bot, Project) == 1
     entries = [e for e in await audit(bot) if e.kind == "tool"]
     assert [(e.action, e.outcome) for e in entries] == [
         ("list_my_events", "connection_required"),
-        ("delete_project", "unavailable"),
+        ("delete_project", "approval_requested"),
     ]
     assert entries[1].arguments == {"project": "Apollo"} and entries[1].actor_sub == "auth0|alice"
 

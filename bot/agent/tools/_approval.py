@@ -20,7 +20,7 @@ def approval_result(ctx: ToolContext, ticket: ApprovalTicket) -> ToolResult:
             "created": ticket.created,
             "done": False,  # nothing was deleted: the approval decides
         },
-        text=words.approval_requested_text(
+        text=words.deletion_approval_text(
             ticket.target, ticket.approvers, words.when_text(expires), created=ticket.created
         ),
         subject=ticket.approval_id[:64],
