@@ -25,8 +25,9 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# Tests run in one worker process per core (at most four).
 pytest: venv
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --maxprocesses=4
 
 test: lint typecheck pytest
 

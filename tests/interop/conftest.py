@@ -12,6 +12,7 @@ missing or the install fails (no network); under ``CI=true`` that is a failure.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -60,7 +61,18 @@ def _lock_hash() -> str:
 
 def install() -> Path:
     """``npm ci`` unless node_modules already holds this lock's packages; the Node 22
-    binary's path."""
+    binary's path. Parallel test workers take turns (a file lock), so one installs and
+    the others find it done."""
+    HERE.joinpath(".install.lock").touch()
+    with open(HERE / ".install.lock", "rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _install()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _install() -> Path:
     digest = _lock_hash()
     if NODE.exists() and STAMP.exists() and STAMP.read_text().strip() == digest:
         return NODE
