@@ -1,12 +1,22 @@
 """delete_project: never deletes. It asks for an approval (the project's owners decide)
-and tells the asker who must approve and by when."""
+and tells the asker who must approve and by when. The project must be one the asker named."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from bot.agent.tool import Permission, Tool, ToolArgs, ToolContext, ToolResult
+from bot import messages as words
+from bot.agent.tool import (
+    FailureCode,
+    Permission,
+    Tool,
+    ToolArgs,
+    ToolContext,
+    ToolFailure,
+    ToolResult,
+)
 from bot.agent.tools._approval import approval_result
+from bot.agent.tools._common import named_by_the_asker
 from bot.approvals.ports import ApprovalAction
 
 
@@ -23,8 +33,13 @@ class DeleteProject(Tool[DeleteProjectArgs]):
     Args = DeleteProjectArgs
     permission = Permission.MANAGE_PROJECTS
     destructive = True
+    verbs = frozenset({"delete", "remove"})
 
     async def run(self, ctx: ToolContext, args: DeleteProjectArgs) -> ToolResult:
+        if not named_by_the_asker(ctx, args.project):
+            raise ToolFailure(
+                FailureCode.NOT_REQUESTED, words.project_not_requested_text(args.project)
+            )
         ticket = await ctx.services.approvals.request(
             ctx.asker,
             ApprovalAction.DELETE_PROJECT,
