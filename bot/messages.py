@@ -911,10 +911,18 @@ CHANNEL_NOT_REQUESTED = (
 
 
 def project_not_requested_text(project: str) -> str:
-    """A deletion of a project the asker did not name."""
+    """A change to a project the asker did not name."""
     return (
         f":no_entry: You didn't name the project {_quote(project, 80)} in your request, so I "
-        "asked nobody to delete it."
+        "changed nothing in it and asked nobody to delete it."
+    )
+
+
+def task_not_requested_text(task_id: int) -> str:
+    """A change to a task the asker named neither by number nor by title."""
+    return (
+        f":no_entry: You didn't name task #{task_id} in your request (by its number or its "
+        "title), so it was not changed."
     )
 
 

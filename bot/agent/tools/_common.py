@@ -158,3 +158,23 @@ def require_channel_named(ctx: ToolContext, channel: Channel) -> None:
     if re.search(rf"#{re.escape(channel.name.casefold())}(?![\w.-])", request):
         return
     raise ToolFailure(FailureCode.NOT_REQUESTED, words.CHANNEL_NOT_REQUESTED)
+
+
+async def require_task_named(ctx: ToolContext, task_id: int) -> None:
+    """A task a request in words changes must be one the asker named, by its number or by
+    its title (among the open tasks they may view): :class:`ToolFailure` otherwise, so
+    "mark all tasks done" written in a task or a document changes nothing else."""
+    request = _request(ctx)
+    if request is None or _says(request, str(task_id)):
+        return
+    found = await ctx.services.projects.tasks(ctx.asker, None, mine=False)
+    for task in found.tasks:
+        if task.id == task_id and _says(request, task.title):
+            return
+    raise ToolFailure(FailureCode.NOT_REQUESTED, words.task_not_requested_text(task_id))
+
+
+def require_project_named(ctx: ToolContext, project: str) -> None:
+    """A project a request in words changes must be one the asker named."""
+    if not named_by_the_asker(ctx, project):
+        raise ToolFailure(FailureCode.NOT_REQUESTED, words.project_not_requested_text(project))

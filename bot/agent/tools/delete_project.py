@@ -5,18 +5,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from bot import messages as words
-from bot.agent.tool import (
-    FailureCode,
-    Permission,
-    Tool,
-    ToolArgs,
-    ToolContext,
-    ToolFailure,
-    ToolResult,
-)
+from bot.agent.tool import Permission, Tool, ToolArgs, ToolContext, ToolResult
 from bot.agent.tools._approval import approval_result
-from bot.agent.tools._common import named_by_the_asker
+from bot.agent.tools._common import require_project_named
 from bot.approvals.ports import ApprovalAction
 
 
@@ -36,10 +27,7 @@ class DeleteProject(Tool[DeleteProjectArgs]):
     verbs = frozenset({"delete", "remove"})
 
     async def run(self, ctx: ToolContext, args: DeleteProjectArgs) -> ToolResult:
-        if not named_by_the_asker(ctx, args.project):
-            raise ToolFailure(
-                FailureCode.NOT_REQUESTED, words.project_not_requested_text(args.project)
-            )
+        require_project_named(ctx, args.project)
         ticket = await ctx.services.approvals.request(
             ctx.asker,
             ApprovalAction.DELETE_PROJECT,

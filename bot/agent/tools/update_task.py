@@ -8,7 +8,12 @@ from pydantic import Field, model_validator
 
 from bot import messages as words
 from bot.agent.tool import Permission, Tool, ToolArgs, ToolContext, ToolResult
-from bot.agent.tools._common import person_ref, require_person_named, task_data
+from bot.agent.tools._common import (
+    person_ref,
+    require_person_named,
+    require_task_named,
+    task_data,
+)
 
 
 class UpdateTaskArgs(ToolArgs):
@@ -50,6 +55,7 @@ class UpdateTask(Tool[UpdateTaskArgs]):
     )
 
     async def run(self, ctx: ToolContext, args: UpdateTaskArgs) -> ToolResult:
+        await require_task_named(ctx, args.task_id)
         assignee = person_ref(args.assignee) if args.assignee else None
         if assignee is not None:
             await require_person_named(ctx, assignee)
