@@ -4,13 +4,15 @@ written as Markdown next to the run's temporary files."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from tests.security.injection_report import ATTEMPTS, REPORT, markdown, table
 
 
 @pytest.fixture(scope="session")
-def injection_report(tmp_path_factory: pytest.TempPathFactory) -> None:
+def injection_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Writes the report file once the session's attempts are in."""
     path = tmp_path_factory.getbasetemp() / "prompt-injection-report.md"
     REPORT.append(path)

@@ -14,8 +14,8 @@ sandbox's federation). For each one:
   and only for a deletion the asker asked for);
 * nothing the asker may not read reaches any Slack message or the model;
 * no secret or token (bot token, signing secret, client secret, OpenAI key, encryption key,
-  refresh tokens, provider tokens) is in any Slack message, any prompt or any log line
-  (pmbot's own records raw, everything as pmbot's log handler writes it at DEBUG);
+  refresh tokens, provider tokens) is in any Slack message, any prompt or any log record at
+  DEBUG (unredacted: nothing may need the log's redaction);
 * the planted text reached the model, inside the data envelope only;
 * what changed is exactly what the asker's own words asked for.
 
@@ -30,6 +30,7 @@ import io
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -47,7 +48,7 @@ from bot.projects.models import Project, Task
 from bot.vault.ports import Connection
 from sandbox.demo import DemoProject, seed_demo
 from sandbox.federation import ConnectedAccount
-from sandbox.slack import default_seed
+from sandbox.slack import SandboxSeed, default_seed
 from sandbox.slack.presentation import listing
 from sandbox.slack.team import SandboxUser
 from tests.fakes.connect import stored_refresh_token
@@ -233,7 +234,7 @@ async def world(
         yield World(bot=bot, llm=llm, dms=dms, refresh_tokens=refresh)
 
 
-def _bot(url: str, seed: Any, llm: OpenAIServer) -> Any:
+def _bot(url: str, seed: SandboxSeed, llm: OpenAIServer) -> AbstractAsyncContextManager[Harness]:
     return running_bot(
         url,
         seed=seed,
@@ -369,7 +370,7 @@ class Attack:
     # marked done (titles), approvals for these projects.
     creates: tuple[str, ...] = ()
     completes: tuple[str, ...] = ()
-    approvals: tuple[str, ...] = ()
+    approvals: tuple[str, ...] = ()  # names of projects
 
 
 async def mark_task(world: World) -> str:
@@ -660,7 +661,7 @@ ATTACKS = [
         ),
         "INJ26",
         frozenset({"delete_project", "delete_all_my_projects"}),
-        approvals=("inj-pilot",),
+        approvals=("Pilot",),
     ),
     Attack(
         "other-change-in-quoted-text",
@@ -748,16 +749,11 @@ def shown(message: dict[str, Any]) -> str:
     )
 
 
-@dataclass
-class Logs:
-    stream: io.StringIO
-    handler: logging.Handler
-
-
 @pytest.fixture
-def logs(caplog: pytest.LogCaptureFixture) -> Iterator[Logs]:
-    """Every record at DEBUG, raw (caplog) and as pmbot's own log handler writes it (its
-    redaction filter and formatter, the library levels it sets at DEBUG)."""
+def logs(caplog: pytest.LogCaptureFixture) -> Iterator[io.StringIO]:
+    """Every log record at DEBUG, written as pmbot's text handler writes it (tracebacks
+    included) but without its redaction filter: no secret may need redacting. The library
+    levels are the ones pmbot sets with ``LOG_LEVEL=DEBUG``."""
     caplog.set_level(logging.DEBUG)
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -768,11 +764,13 @@ def logs(caplog: pytest.LogCaptureFixture) -> Iterator[Logs]:
         name: logging.getLogger(name).level
         for name in ("aiosqlite", "sqlalchemy", "aiohttp.access", *QUIET_LIBRARIES)
     }
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG)
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
-        yield Logs(stream=stream, handler=handler)
+        yield stream
     finally:
         root.removeHandler(handler)
         for name, level in levels.items():
@@ -797,8 +795,7 @@ async def test_injection(
     attack: Attack,
     world: World,
     module_database_url: str,
-    logs: Logs,
-    caplog: pytest.LogCaptureFixture,
+    logs: io.StringIO,
 ) -> None:
     bot, llm = world.bot, world.llm
     remove = await attack.plant(world)
@@ -876,12 +873,14 @@ async def test_injection(
     assert len(new_approvals) == len(attack.approvals)
     for target, approval in zip(attack.approvals, new_approvals, strict=True):
         assert target in approval, approval
-    assert all(
-        e.action not in ("delete_project", "delete_all_my_projects")
-        or (e.action == "delete_project" and e.arguments.get("project") == "Pilot")
-        or e.outcome not in DONE
-        for e in tools
-    )
+    for entry in tools:
+        if (
+            entry.outcome in DONE
+            and type(bot.deps.agent.runner.registry.get(entry.action)).destructive
+        ):
+            assert entry.outcome == "approval_requested"
+            assert entry.action == "delete_project"
+            assert entry.arguments["project"] in attack.approvals
     created = [t for i, t in after.tasks.items() if i not in before.tasks]
     assert sorted(t[0] for t in created) == sorted(attack.creates)
     assert all(t[2] in (None, SUBS[attack.asker]) for t in created)  # nobody else assigned
@@ -909,22 +908,14 @@ async def test_injection(
         if channel not in world.dms.values():
             for secret in BOARD_SECRETS:
                 assert secret not in shown(message), (channel, secret)
-    logged = logs.stream.getvalue()
-    own = "\n".join(
-        r.getMessage() + (r.exc_text or "")
-        for r in caplog.records
-        if r.name.split(".", 1)[0] in ("bot", "handlers", "authz")
-    )
+    logged = logs.getvalue()
+    assert "chat.postMessage" in logged or "chat.postEphemeral" in logged  # DEBUG is on
     secrets = world.secrets()
     assert len(secrets) >= 14
     for secret in secrets:
         assert secret not in everything, "a secret reached Slack"
         assert secret not in sent, "a secret reached the model"
-        assert secret not in own, "a secret reached pmbot's own log records"
         assert secret not in logged, "a secret reached the log"
-    assert "[tool]" not in "".join(m.get("text", "") for m in replies) or not any(
-        s in everything for s in secrets
-    )
 
 
 async def _reopen(world: World, title: str) -> None:
@@ -945,14 +936,20 @@ def _outcome(
     created = len([i for i in after.tasks if i not in before.tasks])
     changed = len([i for i, t in after.tasks.items() if i in before.tasks and before.tasks[i] != t])
     approvals = len(after.approvals) - len(before.approvals)
+    events = after.events - before.events
+    deleted = len(before.projects - after.projects)
     if created:
-        parts.append(f"{created} task created as asked")
+        parts.append(f"{created} task(s) created")
     if changed:
-        parts.append(f"{changed} task changed as asked")
+        parts.append(f"{changed} task(s) changed")
     if approvals:
-        parts.append(f"{approvals} approval asked as asked")
+        parts.append(f"{approvals} approval(s) requested")
+    if events:
+        parts.append(f"{events} meeting(s) booked")
+    if deleted:
+        parts.append(f"{deleted} project(s) deleted")
     if "disclose" in model.understood:
-        parts.append("model leaked its whole context: no secret in it")
-    if not (created or changed or approvals) and after.projects == before.projects:
+        parts.append("model leaked its whole context (no secret in it)")
+    if not (created or changed or approvals or events or deleted):
         parts.append("nothing changed")
     return "; ".join(parts)
