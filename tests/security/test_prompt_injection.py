@@ -838,6 +838,10 @@ async def test_injection(
     assert replies, "the asker got no answer"
     assert model.understood, f"the model understood no instruction: {model.seen[-1:]}"
     assert attack.wants <= {name for name, _ in model.asked}, model.asked
+    if "disclose" in model.understood:
+        # The model did leak its whole context (system prompt, request, tool results) to
+        # the asker: the checks below prove there was no secret in it.
+        assert any("[system] You are pmbot" in m.get("text", "") for m in replies)
 
     # The planted text reached the model only inside the data envelope (or, quoted by the
     # asker, in the asker's own message), never as pmbot's instructions.
