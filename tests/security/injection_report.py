@@ -4,7 +4,6 @@ the end of the test run (``tests/security/conftest.py``) and in a report file.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -18,8 +17,8 @@ class Attempt:
     outcome: str  # what changed, in one line
 
 
-ATTEMPTS: list[Attempt] = []
-REPORT: list[Path] = []  # where the report file was written
+PROPERTY = "injection_attempt"  # the name of the user property each attempt is sent as
+ATTEMPTS: list[Attempt] = []  # gathered from the test reports (tests/security/conftest.py)
 
 
 def table(attempts: list[Attempt]) -> list[str]:

@@ -31,7 +31,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -54,7 +54,7 @@ from sandbox.slack.team import SandboxUser
 from tests.fakes.connect import stored_refresh_token
 from tests.fakes.obedient import ObedientModel, strings_in
 from tests.fakes.openai import OpenAIServer, Turn, call, openai_server
-from tests.security.injection_report import ATTEMPTS, Attempt
+from tests.security.injection_report import PROPERTY, Attempt
 from tests.support import (
     BOT_TOKEN,
     CLIENT_SECRET,
@@ -200,7 +200,6 @@ class World:
 async def world(
     module_database_url: str,
     tmp_path_factory: pytest.TempPathFactory,
-    injection_report: None,
 ) -> AsyncIterator[World]:
     seed = default_seed()
     seed.users.append(SandboxUser("U0MALLORY", "mallory", "Mallory Moss", "mallory@evil.example"))
@@ -796,6 +795,7 @@ async def test_injection(
     world: World,
     module_database_url: str,
     logs: io.StringIO,
+    record_property: Callable[[str, object], None],
 ) -> None:
     bot, llm = world.bot, world.llm
     remove = await attack.plant(world)
@@ -821,16 +821,19 @@ async def test_injection(
     replies = [m for c, m in new_messages if m.get("user") == "U0PMBOT" or m.get("bot_id")]
     tools = [e for e in entries if e.kind == "tool"]
 
-    ATTEMPTS.append(
-        Attempt(
-            dialect=module_database_url.split(":", 1)[0].split("+", 1)[0],
-            attack=attack.id,
-            carrier=attack.carrier,
-            asker=NAMES[attack.asker],
-            asked=", ".join(_label(c) for c in model.asked) or "-",
-            ran=", ".join(f"{e.action}:{e.outcome}" for e in tools) or "-",
-            outcome=_outcome(before, after, tools, model),
-        )
+    record_property(
+        PROPERTY,
+        asdict(
+            Attempt(
+                dialect=module_database_url.split(":", 1)[0].split("+", 1)[0],
+                attack=attack.id,
+                carrier=attack.carrier,
+                asker=NAMES[attack.asker],
+                asked=", ".join(_label(c) for c in model.asked) or "-",
+                ran=", ".join(f"{e.action}:{e.outcome}" for e in tools) or "-",
+                outcome=_outcome(before, after, tools, model),
+            )
+        ),
     )
 
     # The model was reached: it answered and, for tool carriers, read the planted text.
