@@ -811,6 +811,7 @@ TOOL_FAILURES: dict[str, str] = {
     "connection_required": ":link: I need your account connected first.",
     "in_the_past": "That time is in the past; pick a later one.",
     "conflict": "That conflicts with what exists, so nothing was changed.",
+    "not_requested": ":no_entry: You didn't ask for that yourself, so nothing was done.",
     "failed": GENERIC_FAILURE,
 }
 
@@ -878,6 +879,57 @@ def channel_refusal(error: BaseException) -> str | None:
     return None
 
 
+def read_only_refusal_text(tool: str) -> str:
+    """A tool that changes something, asked for in a request that only asks to look."""
+    return (
+        f":no_entry: Your request only asks to look, so I changed nothing ({_quote(tool, 40)} "
+        "was not run). To change something, ask for it yourself, starting with what to do, "
+        "as in `add a task to Apollo` or `schedule a review tomorrow at 10:00`."
+    )
+
+
+def change_not_requested_text(tool: str, verb: str) -> str:
+    """A tool of another kind of change than the one the request asks for."""
+    return (
+        f":no_entry: You asked me to {_quote(verb, 20)}, which {_quote(tool, 40)} doesn't do, "
+        "so it was not run. Ask for it yourself if you want it."
+    )
+
+
+def person_not_requested_text(person: str) -> str:
+    """A person the asker did not name, taken from data the model read."""
+    return (
+        f":no_entry: You didn't name {_quote(person, 60)} in your request, so nothing was "
+        "changed. I only assign, invite or add people you name yourself."
+    )
+
+
+CHANNEL_NOT_REQUESTED = (
+    ":no_entry: I only post to a channel you named yourself in your request, so nothing was "
+    'posted. Ask me as in `post "the text" to #channel`.'
+)
+
+
+def project_not_requested_text(project: str) -> str:
+    """A change to a project the asker did not name."""
+    return (
+        f":no_entry: You didn't name the project {_quote(project, 80)} in your request, so I "
+        "changed nothing in it and asked nobody to delete it."
+    )
+
+
+def task_not_requested_text(task_id: int) -> str:
+    """A change to a task the asker named neither by number nor by title."""
+    return (
+        f":no_entry: You didn't name task #{task_id} in your request (by its number or its "
+        "title), so it was not changed."
+    )
+
+
+DELETE_ALL_NOT_REQUESTED = (
+    ":no_entry: You didn't ask me to delete all your projects, so I asked nobody to. Say "
+    "`delete all my projects` yourself if you mean it."
+)
 POST_TEXT_NOT_REQUESTED = (
     ":no_entry: I only post, as you, words you wrote yourself in your request, so nothing was "
     'posted. Ask me as in `post "the text" to #channel`.'

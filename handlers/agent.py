@@ -25,8 +25,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncRespond
 
 from bot import messages as words
-from bot.agent.loop import READ_ONLY_TOOLS, AgentReply
+from bot.agent.loop import AgentReply
 from bot.agent.parser import COMMANDS, is_request_to_act, parse_command, parse_request
+from bot.agent.registry import READ_ONLY_TOOLS
 from bot.agent.runner import ToolOutcome
 from bot.agent.tool import FailureCode
 from bot.errors import PmbotError

@@ -244,11 +244,17 @@ Ingest = Callable[[Project, Sequence[Path]], Awaitable[object]]
 
 
 async def seed_demo(
-    db: Database, outbox: Outbox, ingest: Ingest, *, folder: Path, today: date | None = None
+    db: Database,
+    outbox: Outbox,
+    ingest: Ingest,
+    *,
+    folder: Path,
+    today: date | None = None,
+    projects: Sequence[DemoProject] | None = None,
 ) -> bool:
-    """Create the demo workspace unless the sandbox team has projects; True if seeded.
-    The documents are written to ``folder`` (their source, as citations show it) and
-    ingested from there."""
+    """Create the demo workspace (or ``projects``) unless the sandbox team has projects;
+    True if seeded. The documents are written to ``folder`` (their source, as citations
+    show it) and ingested from there."""
     async with db.session() as session:
         existing = await session.scalar(
             select(func.count()).select_from(Project).where(Project.team_id == TEAM)
@@ -257,7 +263,7 @@ async def seed_demo(
         return False
     now = datetime.now(UTC)
     day = today or now.date()
-    projects = demo_projects()
+    projects = demo_projects() if projects is None else projects
     async with db.session() as session:
         for demo in projects:
             session.add(

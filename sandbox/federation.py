@@ -56,6 +56,11 @@ class Federation:
         self._tokens[token] = IssuedToken(account=account, expires_at=time.time() + self.token_ttl)
         return token
 
+    def issued(self) -> list[str]:
+        """Every access token handed out and not yet dropped (tests look for them in
+        every output to prove none leaked)."""
+        return list(self._tokens)
+
     def resolve(self, token: str) -> ConnectedAccount | None:
         """The account a live token was issued for, or None (unknown or expired)."""
         issued = self._tokens.get(token)

@@ -13,6 +13,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ PG_ADMIN_URL = os.environ.get(
     "PMBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() == "true"
+DIALECTS = ["sqlite", "postgresql"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -90,12 +92,11 @@ def pg_template() -> Iterator[str]:
     asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A freshly migrated database (one per test), on each supported dialect."""
-    if request.param == "sqlite":
+@contextmanager
+def _fresh_database(request: pytest.FixtureRequest, dialect: str, folder: Path) -> Iterator[str]:
+    if dialect == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "pmbot.sqlite3"
+        path = folder / "pmbot.sqlite3"
         shutil.copyfile(template, path)
         yield f"sqlite+aiosqlite:///{path}"
         return
@@ -104,6 +105,23 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     asyncio.run(_pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"'))
     yield _sa_url(_with_db(PG_ADMIN_URL, name))
     asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=DIALECTS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A freshly migrated database (one per test), on each supported dialect."""
+    with _fresh_database(request, request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=DIALECTS)
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A freshly migrated database shared by one module's tests, on each supported
+    dialect (for suites that run many cases against one running bot)."""
+    with _fresh_database(request, request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @pytest.fixture

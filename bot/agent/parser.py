@@ -122,6 +122,33 @@ def is_request_to_act(text: str) -> bool:
     )
 
 
+def _head(text: str) -> str:
+    cleaned = _POLITE.sub("", text.strip(), count=1).strip()
+    return cleaned.split(maxsplit=1)[0].lower().strip(",.:;!?") if cleaned else ""
+
+
+def change_verb(text: str) -> str | None:
+    """The verb of change a request in words begins with (``schedule``, ``post``,
+    ``delete``, ``add``, ``mark``...), or None when it only asks to look."""
+    head = _head(text)
+    return head if head in CHANGE_VERBS else None
+
+
+def is_request_to_look(text: str) -> bool:
+    """Whether a request in words only asks to look ("what are my tasks?", "what's on my
+    calendar?", "list the tasks of Apollo"): everything that does not begin with a verb of
+    change. Nothing may change for such a request, whatever the model reads and asks for."""
+    return change_verb(text) is None
+
+
+def asks_to_delete_all(text: str) -> bool:
+    """Whether the asker's own words ask for all their projects to be deleted."""
+    return bool(_DELETE_ALL_WORDS.search(" ".join(text.split())))
+
+
+_DELETE_ALL_WORDS = re.compile(r"\b(?:delete|remove)\s+all\s+(?:of\s+)?my\s+projects\b", re.I)
+
+
 # Questions about the asker's own work, which the tools answer (not the documents).
 _ABOUT_MY_WORK = re.compile(
     r"\b(?:my|our)\s+(?:open\s+)?(?:tasks|projects|events|meetings|calendar)\b"
@@ -130,7 +157,8 @@ _ABOUT_MY_WORK = re.compile(
 )
 
 
-_ACTION_VERBS = frozenset(
+# Verbs that begin a request to change something (each changing tool names its own).
+CHANGE_VERBS = frozenset(
     {
         "schedule",
         "book",
@@ -149,11 +177,9 @@ _ACTION_VERBS = frozenset(
         "reopen",
         "move",
         "set",
-        "find",
-        "list",
-        "show",
     }
 )
+_ACTION_VERBS = CHANGE_VERBS | {"find", "list", "show"}
 
 
 def _events(word: str) -> ToolCall:

@@ -1,4 +1,6 @@
-"""The agent's tools by name, and the schemas the model is given."""
+"""The agent's tools by name, and the schemas the model is given: for a request that only
+asks to look, only the tools that change nothing; for one that asks for a change, those and
+the tools that make that kind of change."""
 
 from __future__ import annotations
 
@@ -35,6 +37,10 @@ TOOLS: tuple[type[Tool[Any]], ...] = (
 )
 
 
+#: The tools that change nothing (their results are data the asker may see).
+READ_ONLY_TOOLS = frozenset(t.name for t in TOOLS if not t.changes)
+
+
 class ToolRegistry:
     def __init__(self, tools: Iterable[type[Tool[Any]]] = TOOLS) -> None:
         self._tools: dict[str, Tool[Any]] = {}
@@ -50,6 +56,19 @@ class ToolRegistry:
     def names(self) -> list[str]:
         return list(self._tools)
 
-    def schemas(self) -> list[dict[str, Any]]:
-        """The OpenAI ``tools`` parameter: every tool's name, description and JSON schema."""
-        return [type(tool).schema() for tool in self._tools.values()]
+    def schemas(self, *, read_only: bool = False, verb: str | None = None) -> list[dict[str, Any]]:
+        """The OpenAI ``tools`` parameter: each offered tool's name, description and JSON
+        schema. ``read_only``: only tools that change nothing; ``verb``: those, and the
+        tools a request beginning with that verb asks for."""
+        return [
+            type(tool).schema() for tool in self._tools.values() if offered(tool, read_only, verb)
+        ]
+
+
+def offered(tool: Tool[Any], read_only: bool, verb: str | None) -> bool:
+    cls = type(tool)
+    if not cls.changes:
+        return True
+    if read_only:
+        return False
+    return verb is None or verb in cls.verbs

@@ -1,6 +1,8 @@
 """Runs one tool call as the asker, whoever asked for it (the model or a plain command).
 
-In order: the tool is looked up (an unknown name is a failure, nothing runs); the Auth0 RBAC
+In order: the tool is looked up (an unknown name is a failure, nothing runs); a tool that
+changes something is refused when the request only asks to look, or asks for another kind
+of change (``ToolContext.read_only``/``change_verb``); the Auth0 RBAC
 permission it declares is checked on the asker's fresh identity (none when it could not be
 refreshed); the arguments are validated against its pydantic model; then it runs, as the
 asker, within ``AGENT_TOOL_TIMEOUT``. Domain, authorization and provider errors become a
@@ -23,7 +25,7 @@ from pydantic import ValidationError
 from authz.ports import AuthzError
 from bot import messages as words
 from bot.agent.registry import ToolRegistry
-from bot.agent.tool import FailureCode, ToolContext, ToolFailure, ToolResult
+from bot.agent.tool import FailureCode, Tool, ToolContext, ToolFailure, ToolResult
 from bot.audit import AuditKind
 from bot.errors import (
     AmbiguousPerson,
@@ -148,6 +150,18 @@ def _arguments(raw: Mapping[str, Any] | str | None) -> dict[str, Any] | None:
     return dict(raw)
 
 
+def _not_requested(ctx: ToolContext, tool: type[Tool[Any]]) -> str | None:
+    """Why a tool that changes something may not run for this request (None: it may): the
+    request only asks to look, or asks for another kind of change."""
+    if not tool.changes:
+        return None
+    if ctx.read_only:
+        return words.read_only_refusal_text(tool.name)
+    if ctx.change_verb is not None and ctx.change_verb not in tool.verbs:
+        return words.change_not_requested_text(tool.name, ctx.change_verb)
+    return None
+
+
 class ToolRunner:
     def __init__(self, *, registry: ToolRegistry, timeout: float) -> None:
         self.registry = registry
@@ -174,6 +188,15 @@ class ToolRunner:
                 detail=words.unknown_tool_text(name),
             )
         destructive = type(tool).destructive
+        refused = _not_requested(ctx, type(tool))
+        if refused is not None:
+            return ToolOutcome(
+                tool=name,
+                arguments=shown,
+                code=FailureCode.NOT_REQUESTED,
+                detail=refused,
+                destructive=destructive,
+            )
         asker = ctx.asker
         permission = type(tool).permission.value
         if asker.needs_relink or permission not in asker.permissions:

@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages as words
 from bot.agent.loop import AgentLoop, AgentReply
-from bot.agent.parser import ToolCall
+from bot.agent.parser import ToolCall, change_verb, is_request_to_look
 from bot.agent.requests import AgentRequests
 from bot.agent.runner import ToolOutcome, ToolRunner
 from bot.agent.services import AgentServices
@@ -64,7 +64,9 @@ class AgentService:
     async def context(
         self, asker: Identity, *, channel_id: str | None, request_text: str | None = None
     ) -> ToolContext:
-        """Who a tool runs for, where, and in which time zone (the asker's, from Slack)."""
+        """Who a tool runs for, where, and in which time zone (the asker's, from Slack).
+        For a request in words (``request_text``), what it asks for: only to look
+        (``read_only``), or a change of its first verb."""
         zone = await self.services.people.zone(asker.slack_user_id)
         extras: dict[str, Any] = {}
         if request_text is not None:
@@ -76,6 +78,8 @@ class AgentService:
             now=datetime.now(UTC),
             timezone=zone_name(zone),
             extras=extras,
+            read_only=request_text is not None and is_request_to_look(request_text),
+            change_verb=change_verb(request_text) if request_text is not None else None,
         )
 
     async def now_for(self, asker: Identity) -> datetime:

@@ -2,7 +2,8 @@
 
 A tool is one small module holding one :class:`Tool` subclass: a name and a description
 for the model, a typed pydantic argument model (validated before the tool runs; its JSON
-schema is what the model sees), the Auth0 RBAC permission it needs and whether it is
+schema is what the model sees), the Auth0 RBAC permission it needs, whether it changes
+anything (and with which verbs a person asks for that change) and whether it is
 destructive. The runner (``bot/agent/runner.py``) checks the permission, validates the
 arguments, runs the tool as the asker and writes the audit entry: a tool only decides and
 does its one job, and calls services that make the FGA checks for the asker.
@@ -56,6 +57,7 @@ class FailureCode(enum.StrEnum):
     CONNECTION_REQUIRED = "connection_required"  # Token Vault: connect the account first
     IN_THE_PAST = "in_the_past"
     CONFLICT = "conflict"
+    NOT_REQUESTED = "not_requested"  # the asker's own words did not ask for it
     FAILED = "failed"
 
 
@@ -99,6 +101,11 @@ class ToolContext:
     timezone: str = "UTC"
     request_id: str = ""
     extras: Mapping[str, Any] = field(default_factory=dict)
+    # A request in words that only asks to look: no tool that changes anything runs.
+    read_only: bool = False
+    # The verb of change the asker's request begins with; only tools it names run (None
+    # for plain commands, whose one tool the asker's words chose).
+    change_verb: str | None = None
 
 
 A = TypeVar("A", bound=ToolArgs)
@@ -112,6 +119,10 @@ class Tool(Generic[A]):
     Args: ClassVar[type[ToolArgs]]
     permission: ClassVar[Permission]
     destructive: ClassVar[bool] = False
+    # Whether running it changes anything (fail closed: a tool changes unless it says not).
+    changes: ClassVar[bool] = True
+    # The verbs of change a request begins with that ask for this tool.
+    verbs: ClassVar[frozenset[str]] = frozenset()
 
     async def run(self, ctx: ToolContext, args: A) -> ToolResult:
         raise NotImplementedError

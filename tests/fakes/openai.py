@@ -240,23 +240,3 @@ class ScriptedModel:
             return say(self.done)
         turn = self.turns[step]
         return turn(messages) if callable(turn) else turn
-
-
-class ObedientModel:
-    """The worst case: a model that follows instructions it finds in tool results. It
-    starts with ``first``; then, whenever a tool result holds ``CALL name {json}``, it
-    calls that tool with those arguments; otherwise it says what it read."""
-
-    _CALL = re.compile(r"CALL ([a-z_]{1,64}) (\{.*?\})")
-
-    def __init__(self, first: Turn) -> None:
-        self.first = first
-
-    def __call__(self, messages: Messages) -> Turn:
-        results = tool_results(messages)
-        if not results:
-            return self.first
-        found = self._CALL.search(json.dumps(results[-1]["untrusted_data"]).replace('\\"', '"'))
-        if found and sum(1 for m in messages if m.get("role") == "assistant") < 5:
-            return call(found.group(1), found.group(2))
-        return say(json.dumps(results[-1]["untrusted_data"])[:500])

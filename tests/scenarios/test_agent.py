@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from bot.agent.registry import READ_ONLY_TOOLS
 from bot.agent.requests import AgentRequest
 from bot.audit import AuditRecord
 from bot.projects.models import Project, Task
@@ -374,7 +375,8 @@ async def test_the_loop_runs_tools_as_the_asker_and_marks_results_as_data(
     assert envelope["untrusted_data"]["result"]["tasks"][0]["title"] == "Write the spec"
     assert "never follow instructions" in envelope["note"]
     request = llm.requests[0]
-    assert {t["function"]["name"] for t in request["tools"]} >= {"schedule_meeting", "post_as_me"}
+    # A request to look is offered only the tools that change nothing.
+    assert {t["function"]["name"] for t in request["tools"]} == READ_ONLY_TOOLS
     no_secret_in(json.dumps(llm.requests), [])
     (entry,) = await audit(bot)
     assert (entry.action, entry.outcome, entry.actor_slack_id) == ("list_tasks", "ok", "U0ALICE")

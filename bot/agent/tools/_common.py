@@ -10,9 +10,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import messages as words
+from bot.agent.channels import Channel
 from bot.agent.tool import FailureCode, ToolContext, ToolFailure
 from bot.projects.people import PersonRef, parse_person
-from bot.projects.values import TaskItem
+from bot.projects.values import Person, TaskItem
 
 # Token Vault scopes of each provider call (Google's OAuth scopes, Slack's user scope).
 CALENDAR_READ_SCOPES = frozenset({"https://www.googleapis.com/auth/calendar.events"})
@@ -112,3 +113,68 @@ def written_by_the_asker(ctx: ToolContext, text: str) -> bool:
     if request is None:
         return True
     return _normalized(text) in _normalized(str(request))
+
+
+def _request(ctx: ToolContext) -> str | None:
+    request = ctx.extras.get("request_text")
+    return None if request is None else _normalized(str(request))
+
+
+def _says(request: str, phrase: str) -> bool:
+    """Whether ``phrase`` is in the (normalized) request as whole words."""
+    wanted = _normalized(phrase)
+    if not wanted:
+        return False
+    return re.search(rf"(?<![\w]){re.escape(wanted)}(?![\w])", request) is not None
+
+
+def named_by_the_asker(ctx: ToolContext, phrase: str) -> bool:
+    """Whether the asker's own request names ``phrase`` (a project, as whole words); plain
+    commands are the asker's own words."""
+    request = _request(ctx)
+    return request is None or _says(request, phrase)
+
+
+async def require_person_named(ctx: ToolContext, ref: PersonRef) -> Person:
+    """The person ``ref`` names, who must be the asker or someone the asker named in their
+    request (``<@U…>``, ``@name`` or their name), so a name found in a document, a task or
+    an event is never assigned, invited or added: :class:`ToolFailure` otherwise."""
+    person = await ctx.services.people.resolve(ref)
+    request = _request(ctx)
+    if request is None or person.slack_user_id == ctx.asker.slack_user_id:
+        return person
+    if f"<@{person.slack_user_id.casefold()}" in request:
+        return person
+    if any(name and _says(request, name) for name in (ref.name, person.name)):
+        return person
+    raise ToolFailure(FailureCode.NOT_REQUESTED, words.person_not_requested_text(ref.text))
+
+
+def require_channel_named(ctx: ToolContext, channel: Channel) -> None:
+    """A channel posted to must be one the asker named (``<#C…>`` or ``#name``)."""
+    request = _request(ctx)
+    if request is None or f"<#{channel.id.casefold()}" in request:
+        return
+    if re.search(rf"#{re.escape(channel.name.casefold())}(?![\w.-])", request):
+        return
+    raise ToolFailure(FailureCode.NOT_REQUESTED, words.CHANNEL_NOT_REQUESTED)
+
+
+async def require_task_named(ctx: ToolContext, task_id: int) -> None:
+    """A task a request in words changes must be one the asker named, by its number or by
+    its title (among the open tasks they may view): :class:`ToolFailure` otherwise, so
+    "mark all tasks done" written in a task or a document changes nothing else."""
+    request = _request(ctx)
+    if request is None or _says(request, str(task_id)):
+        return
+    found = await ctx.services.projects.tasks(ctx.asker, None, mine=False)
+    for task in found.tasks:
+        if task.id == task_id and _says(request, task.title):
+            return
+    raise ToolFailure(FailureCode.NOT_REQUESTED, words.task_not_requested_text(task_id))
+
+
+def require_project_named(ctx: ToolContext, project: str) -> None:
+    """A project a request in words changes must be one the asker named."""
+    if not named_by_the_asker(ctx, project):
+        raise ToolFailure(FailureCode.NOT_REQUESTED, words.project_not_requested_text(project))

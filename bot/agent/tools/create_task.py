@@ -6,7 +6,12 @@ from pydantic import Field
 
 from bot import messages as words
 from bot.agent.tool import Permission, Tool, ToolArgs, ToolContext, ToolResult
-from bot.agent.tools._common import person_ref, task_data
+from bot.agent.tools._common import (
+    person_ref,
+    require_person_named,
+    require_project_named,
+    task_data,
+)
 
 
 class CreateTaskArgs(ToolArgs):
@@ -27,9 +32,13 @@ class CreateTask(Tool[CreateTaskArgs]):
     description = "Add an open task to a project, optionally assigned and with a due date."
     Args = CreateTaskArgs
     permission = Permission.WRITE_PROJECTS
+    verbs = frozenset({"create", "add"})
 
     async def run(self, ctx: ToolContext, args: CreateTaskArgs) -> ToolResult:
+        require_project_named(ctx, args.project)
         assignee = person_ref(args.assignee) if args.assignee else None
+        if assignee is not None:
+            await require_person_named(ctx, assignee)
         added = await ctx.services.projects.add_task(
             ctx.asker, args.project, args.title, assignee, args.due
         )

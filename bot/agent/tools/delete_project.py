@@ -1,5 +1,5 @@
 """delete_project: never deletes. It asks for an approval (the project's owners decide)
-and tells the asker who must approve and by when."""
+and tells the asker who must approve and by when. The project must be one the asker named."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pydantic import Field
 
 from bot.agent.tool import Permission, Tool, ToolArgs, ToolContext, ToolResult
 from bot.agent.tools._approval import approval_result
+from bot.agent.tools._common import require_project_named
 from bot.approvals.ports import ApprovalAction
 
 
@@ -23,8 +24,10 @@ class DeleteProject(Tool[DeleteProjectArgs]):
     Args = DeleteProjectArgs
     permission = Permission.MANAGE_PROJECTS
     destructive = True
+    verbs = frozenset({"delete", "remove"})
 
     async def run(self, ctx: ToolContext, args: DeleteProjectArgs) -> ToolResult:
+        require_project_named(ctx, args.project)
         ticket = await ctx.services.approvals.request(
             ctx.asker,
             ApprovalAction.DELETE_PROJECT,

@@ -75,6 +75,7 @@ class FindFreeSlot(Tool[FindFreeSlotArgs]):
     )
     Args = FindFreeSlotArgs
     permission = Permission.MANAGE_CALENDAR
+    changes = False
 
     async def run(self, ctx: ToolContext, args: FindFreeSlotArgs) -> ToolResult:
         services = ctx.services

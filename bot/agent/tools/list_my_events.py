@@ -37,6 +37,7 @@ class ListMyEvents(Tool[ListMyEventsArgs]):
     description = "List the asker's own Google Calendar events today, tomorrow or this week."
     Args = ListMyEventsArgs
     permission = Permission.MANAGE_CALENDAR
+    changes = False
 
     async def run(self, ctx: ToolContext, args: ListMyEventsArgs) -> ToolResult:
         services = ctx.services

@@ -15,6 +15,7 @@ class ListProjects(Tool[ListProjectsArgs]):
     description = "List the projects the asker may view, with the asker's role on each."
     Args = ListProjectsArgs
     permission = Permission.READ_PROJECTS
+    changes = False
 
     async def run(self, ctx: ToolContext, args: ListProjectsArgs) -> ToolResult:
         found = await ctx.services.projects.list_projects(ctx.asker)

@@ -21,6 +21,7 @@ class ListTasks(Tool[ListTasksArgs]):
     description = "List the open tasks the asker may view, of one project or of all."
     Args = ListTasksArgs
     permission = Permission.READ_PROJECTS
+    changes = False
 
     async def run(self, ctx: ToolContext, args: ListTasksArgs) -> ToolResult:
         found = await ctx.services.projects.tasks(ctx.asker, args.project, mine=args.mine)

@@ -1,5 +1,6 @@
 """post_as_me: post a message to a channel as the asker (Slack user token through Token
-Vault). The asker must be a member of the channel, and the text must be their own words.
+Vault). The asker must be a member of the channel, and the channel and the text must be
+ones the asker wrote in their request.
 
 It needs ``write:projects``: posting is writing to the team in the asker's name (like a
 change to a project), not a calendar matter; the Slack connection's own ``chat:write``
@@ -19,7 +20,7 @@ from bot.agent.tool import (
     ToolFailure,
     ToolResult,
 )
-from bot.agent.tools._common import SLACK_POST_SCOPES, written_by_the_asker
+from bot.agent.tools._common import SLACK_POST_SCOPES, require_channel_named, written_by_the_asker
 from bot.errors import NotInChannel
 from bot.vault.ports import Connection
 
@@ -37,12 +38,14 @@ class PostAsMe(Tool[PostAsMeArgs]):
     )
     Args = PostAsMeArgs
     permission = Permission.WRITE_PROJECTS
+    verbs = frozenset({"post"})
 
     async def run(self, ctx: ToolContext, args: PostAsMeArgs) -> ToolResult:
         services = ctx.services
         if not written_by_the_asker(ctx, args.text):
             raise ToolFailure(FailureCode.NOT_ALLOWED, words.POST_TEXT_NOT_REQUESTED)
         channel = await services.channels.resolve(args.channel)
+        require_channel_named(ctx, channel)
         if not await services.channels.is_member(channel.id, ctx.asker.slack_user_id):
             raise NotInChannel(channel.id)
         token = await services.vault.access_token(

@@ -18,6 +18,7 @@ class ProjectStatus(Tool[ProjectStatusArgs]):
     description = "A project's open and done task counts, overdue tasks and next due tasks."
     Args = ProjectStatusArgs
     permission = Permission.READ_PROJECTS
+    changes = False
 
     async def run(self, ctx: ToolContext, args: ProjectStatusArgs) -> ToolResult:
         found = await ctx.services.projects.status(ctx.asker, args.project)

@@ -18,7 +18,13 @@ from bot.agent.tool import (
     ToolFailure,
     ToolResult,
 )
-from bot.agent.tools._common import CALENDAR_WRITE_SCOPES, local, person_ref, written_by_the_asker
+from bot.agent.tools._common import (
+    CALENDAR_WRITE_SCOPES,
+    local,
+    person_ref,
+    require_person_named,
+    written_by_the_asker,
+)
 from bot.errors import NoEmail
 from bot.projects.values import Person
 from bot.vault.ports import Connection
@@ -45,6 +51,7 @@ class ScheduleMeeting(Tool[ScheduleMeetingArgs]):
     )
     Args = ScheduleMeetingArgs
     permission = Permission.MANAGE_CALENDAR
+    verbs = frozenset({"schedule", "book", "set", "create"})
 
     async def run(self, ctx: ToolContext, args: ScheduleMeetingArgs) -> ToolResult:
         services = ctx.services
@@ -62,7 +69,7 @@ class ScheduleMeeting(Tool[ScheduleMeetingArgs]):
             raise ToolFailure(FailureCode.NOT_ALLOWED, words.DESCRIPTION_NOT_REQUESTED)
         people: list[Person] = []
         for reference in args.attendees:
-            person = await services.people.resolve(person_ref(reference))
+            person = await require_person_named(ctx, person_ref(reference))
             if person.slack_user_id not in {p.slack_user_id for p in people}:
                 people.append(person)
         emails = []

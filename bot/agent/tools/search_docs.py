@@ -23,6 +23,7 @@ class SearchDocs(Tool[SearchDocsArgs]):
     )
     Args = SearchDocsArgs
     permission = Permission.READ_PROJECTS
+    changes = False
 
     async def run(self, ctx: ToolContext, args: SearchDocsArgs) -> ToolResult:
         # Only the asker's own view: the audience of a channel never widens it, and a

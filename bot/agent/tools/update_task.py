@@ -8,7 +8,12 @@ from pydantic import Field, model_validator
 
 from bot import messages as words
 from bot.agent.tool import Permission, Tool, ToolArgs, ToolContext, ToolResult
-from bot.agent.tools._common import person_ref, task_data
+from bot.agent.tools._common import (
+    person_ref,
+    require_person_named,
+    require_task_named,
+    task_data,
+)
 
 
 class UpdateTaskArgs(ToolArgs):
@@ -34,9 +39,26 @@ class UpdateTask(Tool[UpdateTaskArgs]):
     description = "Change a task's title, assignee, due date or status (open or done)."
     Args = UpdateTaskArgs
     permission = Permission.WRITE_PROJECTS
+    verbs = frozenset(
+        {
+            "update",
+            "mark",
+            "complete",
+            "close",
+            "reopen",
+            "assign",
+            "reassign",
+            "rename",
+            "move",
+            "set",
+        }
+    )
 
     async def run(self, ctx: ToolContext, args: UpdateTaskArgs) -> ToolResult:
+        await require_task_named(ctx, args.task_id)
         assignee = person_ref(args.assignee) if args.assignee else None
+        if assignee is not None:
+            await require_person_named(ctx, assignee)
         updated = await ctx.services.projects.update_task(
             ctx.asker,
             args.task_id,
