@@ -1349,9 +1349,21 @@ def approval_requested_text(
 
 
 def approval_home_line(
-    action: str, target: str, other: str, expires_at: datetime, *, mine: bool
+    action: str,
+    target: str,
+    other: str,
+    expires_at: datetime,
+    *,
+    mine: bool,
+    approvers: Sequence[str] = (),
 ) -> str:
-    who = "waiting for approval" if mine else f"asked by <@{other}>"
+    """One open approval on the App Home: who asked (to an approver), whom it waits for
+    (to the requester)."""
+    if mine:
+        by = " or ".join(f"<@{a}>" for a in approvers)
+        who = f"waiting for approval by {by}" if by else "waiting for approval"
+    else:
+        who = f"asked by <@{other}>"
     return f"• *{_what(action, target)}*, {who}, expires {slack_time(expires_at)}"
 
 
