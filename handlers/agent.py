@@ -9,12 +9,14 @@ same requests (``bot.agent.parser``). Anything else is a question, answered by t
 streamed answer path (``handlers.ask``), which keeps its audience rules.
 
 **Who reads a reply.** In a channel every reply of the agent goes to the asker alone
-(``chat.postEphemeral``): tools read with the asker's rights, not the channel's. When it
-holds data from a tool the thread gets a note without content. In a DM it is posted in
+(``chat.postEphemeral``), beside the request (in its thread only when it was asked in
+one): tools read with the asker's rights, not the channel's. When it holds data from a
+tool the thread gets a note without content. In a DM it is posted in
 the conversation; for ``/pm`` it goes through ``respond``, only visible to the asker.
 
 A tool that needs a connected account gets a Connect button; the request is kept and
-answered on its own once the account is connected (``AgentService.resume``).
+answered on its own once the account is connected (``AgentService.resume``). Once clicked,
+the button's message says where to finish (its link works once).
 """
 
 from __future__ import annotations
