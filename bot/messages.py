@@ -1317,8 +1317,13 @@ def approval_reminder_text(
 
 def approval_click_text(outcome: str, *, code: str | None = None, who: str | None = None) -> str:
     """What a click on Approve, Deny or Cancel is told (only the clicker sees it)."""
+    # This note stays under the request, which is updated in place: it says so, so that it
+    # does not read as still to do once the request is done.
     texts = {
-        "confirming": f"Confirm code *{code}* on your device.",
+        "confirming": (
+            f"You pressed Approve. Confirm code *{code}* on your device; the request above "
+            "shows when it is done."
+        ),
         "denied": "Denied. Nothing was changed.",
         "cancelled": "Your request is cancelled. Nothing was changed.",
         "not_found": "I can't find that request any more; nothing was changed.",

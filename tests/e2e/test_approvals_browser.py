@@ -133,6 +133,8 @@ async def test_a_member_asks_to_delete_a_project_and_the_owner_approves_on_the_a
     assert found is not None
     code = found.group(1)
     await expect(request.get_by_role("button", name="Approve")).to_have_count(0)
+    note = messages(alice, "You pressed Approve")
+    await expect(note).to_contain_text(f"Confirm code {code} on your device", timeout=TIMEOUT)
     await shots.take(alice, "alice-confirming")
 
     # The authenticator, from the top bar: alice signs in and confirms the same code.
