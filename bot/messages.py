@@ -374,12 +374,13 @@ PROJECT_ACTION_REFUSALS: dict[ProjectAction, str] = {
 }
 PERMISSION_REFUSALS: dict[str, str] = {
     "read:projects": (
-        ":no_entry: Your account doesn't have the `read:projects` permission, so I can't show "
-        "you projects or tasks. Ask your pmbot admin for it."
+        ":no_entry: You aren't allowed to see projects or tasks through pmbot. Your pmbot "
+        "admin can give you access (your account doesn't have the `read:projects` permission)."
     ),
     "write:projects": (
-        ":no_entry: Your account doesn't have the `write:projects` permission, so you can't "
-        "change projects or tasks. Ask your pmbot admin for it."
+        ":no_entry: You aren't allowed to change projects or tasks, or to post as yourself, "
+        "through pmbot. Your pmbot admin can give you access (your account doesn't have the "
+        "`write:projects` permission)."
     ),
 }
 
@@ -637,8 +638,8 @@ ANSWER_PRIVATE_NOTE = (
 FEEDBACK_UP = "👍 Helpful"
 FEEDBACK_DOWN = "👎 Not helpful"
 ASK_READ_PERMISSION = (
-    ":no_entry: Your account doesn't have the `read:projects` permission, so I can't answer "
-    "from project documents. Ask your pmbot admin for it."
+    ":no_entry: You aren't allowed to ask about project documents through pmbot. Your pmbot "
+    "admin can give you access (your account doesn't have the `read:projects` permission)."
 )
 ASSISTANT_GREETING = (
     "Hi! Ask me about your projects: I answer from the documents you may read, and name my sources."
@@ -744,12 +745,14 @@ COMMANDS.extend(AGENT_COMMANDS)
 PERMISSION_REFUSALS.update(
     {
         "manage:calendar": (
-            ":no_entry: Your account doesn't have the `manage:calendar` permission, so I can't "
-            "read your calendar, book meetings or post as you. Ask your pmbot admin for it."
+            ":no_entry: You aren't allowed to read calendars or book meetings through pmbot. "
+            "Your pmbot admin can give you access (your account doesn't have the "
+            "`manage:calendar` permission)."
         ),
         "manage:projects": (
-            ":no_entry: Your account doesn't have the `manage:projects` permission, so you "
-            "can't ask for projects to be deleted. Ask your pmbot admin for it."
+            ":no_entry: You aren't allowed to ask for projects to be deleted through pmbot. "
+            "Your pmbot admin can give you access (your account doesn't have the "
+            "`manage:projects` permission)."
         ),
     }
 )
@@ -1101,6 +1104,16 @@ def agent_private_note(asker_user_id: str) -> str:
     return f"<@{asker_user_id}>, I answered you privately: my answer uses what only you may see."
 
 
+def connect_opened_text(connection: str) -> str:
+    """The Connect message once its button was clicked (it replaces the button: the link is
+    single use)."""
+    name = connection_name(connection)
+    return (
+        f":link: Finish connecting {name} in the page that opened; I'll answer here once it "
+        "is connected. (Closed it? Just ask me again.)"
+    )
+
+
 def resumed_text(connection: str) -> str:
     return f":white_check_mark: {connection_name(connection)} is connected; here is your request."
 
@@ -1356,8 +1369,13 @@ def approval_reminder_text(
 
 def approval_click_text(outcome: str, *, code: str | None = None, who: str | None = None) -> str:
     """What a click on Approve, Deny or Cancel is told (only the clicker sees it)."""
+    # This note stays under the request, which is updated in place: it says so, so that it
+    # does not read as still to do once the request is done.
     texts = {
-        "confirming": f"Confirm code *{code}* on your device.",
+        "confirming": (
+            f"You pressed Approve. Confirm code *{code}* on your device; the request above "
+            "shows when it is done."
+        ),
         "denied": "Denied. Nothing was changed.",
         "cancelled": "Your request is cancelled. Nothing was changed.",
         "not_found": "I can't find that request any more; nothing was changed.",
@@ -1388,9 +1406,21 @@ def approval_requested_text(
 
 
 def approval_home_line(
-    action: str, target: str, other: str, expires_at: datetime, *, mine: bool
+    action: str,
+    target: str,
+    other: str,
+    expires_at: datetime,
+    *,
+    mine: bool,
+    approvers: Sequence[str] = (),
 ) -> str:
-    who = "waiting for approval" if mine else f"asked by <@{other}>"
+    """One open approval on the App Home: who asked (to an approver), whom it waits for
+    (to the requester)."""
+    if mine:
+        by = " or ".join(f"<@{a}>" for a in approvers)
+        who = f"waiting for approval by {by}" if by else "waiting for approval"
+    else:
+        who = f"asked by <@{other}>"
     return f"• *{_what(action, target)}*, {who}, expires {slack_time(expires_at)}"
 
 

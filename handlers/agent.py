@@ -9,12 +9,14 @@ same requests (``bot.agent.parser``). Anything else is a question, answered by t
 streamed answer path (``handlers.ask``), which keeps its audience rules.
 
 **Who reads a reply.** In a channel every reply of the agent goes to the asker alone
-(``chat.postEphemeral``): tools read with the asker's rights, not the channel's. When it
-holds data from a tool the thread gets a note without content. In a DM it is posted in
+(``chat.postEphemeral``), beside the request (in its thread only when it was asked in
+one): tools read with the asker's rights, not the channel's. When it holds data from a
+tool the thread gets a note without content. In a DM it is posted in
 the conversation; for ``/pm`` it goes through ``respond``, only visible to the asker.
 
 A tool that needs a connected account gets a Connect button; the request is kept and
-answered on its own once the account is connected (``AgentService.resume``).
+answered on its own once the account is connected (``AgentService.resume``). Once clicked,
+the button's message says where to finish (its link works once).
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ async def _offer_connect(
 ) -> None:
     assert outcome.connection is not None
     channel_id = where.conversation.channel_id or None
-    thread = where.reply_thread if where.respond is None else None
+    thread = _private_thread(where) if where.respond is None else None
     try:
         url = await deps.agent.connect_link(
             asker, outcome, channel_id=channel_id, thread_ts=thread, request_text=request_text
@@ -143,7 +145,7 @@ async def _send(
             user=where.asker_user_id,
             text=plain,
             blocks=shown,
-            thread_ts=where.reply_thread,
+            thread_ts=_private_thread(where),
         )
         if private_data:
             await deps.slack.chat_postMessage(
@@ -157,8 +159,25 @@ async def _send(
     )
 
 
+def _private_thread(where: ask.Where) -> str | None:
+    """Where a reply for the asker alone goes: in a shared conversation, beside the
+    mention (in its thread when it was asked in one, else in the channel, where the asker
+    is looking: an ephemeral message in the thread of a message with no replies is never
+    seen); elsewhere the reply thread."""
+    if where.conversation.shared:
+        return where.conversation.thread_ts
+    return where.reply_thread
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.action(blocks.CONNECT_ACTION)
-    async def on_connect_click(ack: Any) -> None:
-        # The button is a link: the browser opens it; the click only needs an ack.
+    async def on_connect_click(ack: Any, body: dict[str, Any], respond: AsyncRespond) -> None:
+        # The button is a link: the browser opens it. The message then says where to go on
+        # instead of offering a link that works once (and would look unanswered after).
         await ack()
+        actions = body.get("actions") or [{}]
+        connection = str(actions[0].get("value") or "")
+        if connection not in words.CONNECTION_NAMES:
+            return
+        text = words.connect_opened_text(connection)
+        await respond(text=text, blocks=blocks.agent_blocks(text), replace_original=True)

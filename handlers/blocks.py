@@ -272,6 +272,7 @@ def connect_blocks(text: str, url: str, connection: str) -> list[Block]:
     button = {
         **link_button(url, words.connect_button_text(connection)),
         "action_id": CONNECT_ACTION,
+        "value": connection,
     }
     return [section(text), actions(button)]
 

@@ -39,7 +39,12 @@ async def approvals_on_home(deps: Deps, team_id: str, user_id: str) -> list[bloc
         ],
         [
             words.approval_home_line(
-                i.action.value, i.target, i.requester_slack_id, i.expires_at, mine=True
+                i.action.value,
+                i.target,
+                i.requester_slack_id,
+                i.expires_at,
+                mine=True,
+                approvers=i.approver_slack_ids,
             )
             for i in found.requested
         ],

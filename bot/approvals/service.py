@@ -1177,10 +1177,21 @@ class ApprovalsService:
                     .limit(20)
                 )
             )
+            asked: dict[str, list[str]] = {}
+            if mine:
+                rows = await session.scalars(
+                    select(ApprovalApprover)
+                    .where(ApprovalApprover.approval_id.in_([r.id for r in mine]))
+                    .order_by(ApprovalApprover.slack_user_id)
+                )
+                for approver in rows:
+                    asked.setdefault(approver.approval_id, []).append(approver.slack_user_id)
         now = self._clock()
         return PendingApprovals(
             to_approve=tuple(_item(r) for r in theirs if aware(r.expires_at) > now),
-            requested=tuple(_item(r) for r in mine if aware(r.expires_at) > now),
+            requested=tuple(
+                _item(r, asked.get(r.id, ())) for r in mine if aware(r.expires_at) > now
+            ),
         )
 
 
@@ -1201,7 +1212,7 @@ class SweepResult:
     resumed: int  # executions whose lease ran out, run again
 
 
-def _item(row: Approval) -> PendingItem:
+def _item(row: Approval, approvers: Sequence[str] = ()) -> PendingItem:
     return PendingItem(
         approval_id=row.id,
         action=ApprovalAction(row.action),
@@ -1209,6 +1220,7 @@ def _item(row: Approval) -> PendingItem:
         status=ApprovalStatus(row.status),
         requester_slack_id=row.requester_slack_id,
         expires_at=aware(row.expires_at),
+        approver_slack_ids=tuple(approvers),
     )
 
 

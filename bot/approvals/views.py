@@ -88,6 +88,7 @@ class PendingItem:
     status: ApprovalStatus
     requester_slack_id: str
     expires_at: datetime
+    approver_slack_ids: tuple[str, ...] = ()  # filled in for the requester's own requests
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,8 +23,13 @@ h1{font-size:1.4rem;margin:.2rem 0 1rem}h2{font-size:1.05rem;margin:1.4rem 0 .4r
 .desc{white-space:pre-wrap;background:#f8f9fa;border-radius:6px;padding:.7rem}
 ul{padding-left:1.2rem}li{margin:.15rem 0}.chip{display:inline-block;width:.7rem;height:.7rem;
 border-radius:3px;background:#1a73e8;margin-right:.4rem}a{color:#1a73e8}
-table{border-collapse:collapse;width:100%}td{padding:.25rem .4rem;border-top:1px solid #eee;
-vertical-align:top}.none{color:#5f6368}
+table{border-collapse:collapse;width:100%;table-layout:fixed}td{padding:.3rem .4rem;
+border-top:1px solid #eee;vertical-align:top;overflow-wrap:anywhere}.none{color:#5f6368}
+td.day{width:7.5rem;color:#3c4043;font-weight:600}td.time{width:7rem;color:#3c4043;
+white-space:nowrap}.email{color:#5f6368;font-weight:400;font-size:.9rem}
+.intro{color:#3c4043}
+@media (max-width:600px){body{padding:.6rem}main{padding:1rem}td.day{width:4.6rem}
+td.time{width:5.8rem}}
 """
 _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
@@ -81,19 +86,41 @@ def event_page(event: Event | None) -> web.Response:
 
 
 def calendars_page(calendars: Calendars, owners: Iterable[str], now: datetime) -> web.Response:
-    """Each calendar's events from today for a week."""
+    """Each calendar's events from today for a week, a day's name once per day."""
     start = datetime(now.year, now.month, now.day, tzinfo=UTC)
     end = start + timedelta(days=8)
     sections = []
     for email in owners:
-        rows = "".join(
-            f"<tr><td>{escape(_when(e))}</td>"
-            f"<td><a href='event/{escape(e.id)}'>{escape(e.summary or '(No title)')}</a></td></tr>"
-            for e in calendars.window(email, start, end)
-        )
+        rows = []
+        shown_day = None
+        for e in calendars.window(email, start, end):
+            begin, finish = e.start.astimezone(UTC), e.end.astimezone(UTC)
+            day = f"{begin:%a %d %b}"
+            rows.append(
+                f"<tr data-testid='calendar-row'><td class='day'>"
+                f"{escape(day) if day != shown_day else ''}</td>"
+                f"<td class='time'>{begin:%H:%M}–{finish:%H:%M}</td>"
+                f"<td><a href='event/{escape(e.id)}'>{escape(e.summary or '(No title)')}</a>"
+                "</td></tr>"
+            )
+            shown_day = day
+        person = _person(email)
         sections.append(
-            f"<h2>{escape(_name(email))}</h2>"
-            f"<table>{rows or '<tr><td class=none>No events this week</td></tr>'}</table>"
+            f"<h2>{person}</h2>"
+            f"<table>{''.join(rows) or '<tr><td class=none>No events this week</td></tr>'}"
+            "</table>"
         )
-    body = "<h1>Sandbox calendars</h1>" + "".join(sections)
+    body = (
+        "<h1>Sandbox calendars</h1>"
+        "<p class='intro'>Everyone's meetings from today for a week, in UTC. Meetings pmbot "
+        "books for you show up here; open one to see its guests.</p>" + "".join(sections)
+    )
     return _page("Sandbox calendars", body)
+
+
+def _person(email: str) -> str:
+    """A person's name with their email beside it, escaped."""
+    for person in PEOPLE:
+        if person.email.lower() == email.lower():
+            return f"{escape(person.name)} <span class='email'>{escape(person.email)}</span>"
+    return escape(email)

@@ -104,8 +104,8 @@ def sign_in_page(
     )
     body = (
         f"{_flash(flash)}<h1>Sign in to approve requests</h1>"
-        "<p class='note'>Requests that applications send you (CIBA) appear here, like on "
-        "your phone.</p>"
+        "<p class='note'>When an application such as pmbot asks you to confirm something, "
+        "the request appears here, as on your phone.</p>"
         f"{error_html}<section class='users'>{buttons}</section>"
         "<form method='post' action='authenticator' data-testid='auth-sign-in-form'>"
         f"{_hidden(csrf, action='sign-in')}"

@@ -42,6 +42,7 @@ from sandbox.idp.keys import ALGORITHM
 from sandbox.idp.oauth import PKCE_CHALLENGE, PKCE_VERIFIER, s256
 from sandbox.idp.templates import consent_page, error_page
 from sandbox.idp.tenant import Tenant
+from sandbox.people import PEOPLE
 
 SESSION_TTL = 300
 CONNECT_SCOPE = "create:me:connected_accounts"
@@ -239,7 +240,7 @@ class ConnectedAccountsEndpoints:
                 provider=PROVIDER_NAMES[kind],
                 slack=kind is ProviderKind.SLACK,
                 person=user.name,
-                account=provider_account(kind, user.email, user.sub),
+                account=_account_shown(kind, user.email, user.sub),
                 scopes=sorted(session.scopes),
             )
         )
@@ -329,3 +330,13 @@ class ConnectedAccountsEndpoints:
         now = time.time()
         for key in [k for k, s in self._sessions.items() if s.expires_at < now]:
             del self._sessions[key]
+
+
+def _account_shown(kind: ProviderKind, email: str, sub: str) -> str:
+    """The account as the provider's consent screen names it: the Google email, the
+    Slack @handle (as Slack shows a person), else the provider's account id."""
+    if kind is ProviderKind.SLACK:
+        for person in PEOPLE:
+            if person.email.lower() == email.lower():
+                return f"@{person.handle}"
+    return provider_account(kind, email, sub)

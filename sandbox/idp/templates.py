@@ -20,6 +20,10 @@ input[type=email],input[type=password]{width:100%;padding:.5rem;box-sizing:borde
 .primary{margin-top:1rem;padding:.6rem 1rem;background:#635dff;color:#fff;border:0;
 border-radius:6px;cursor:pointer}.error{color:#b00020;font-weight:600}
 .cancel{background:none;border:0;color:#616061;text-decoration:underline;cursor:pointer}
+main,p,li,h1{overflow-wrap:anywhere}code{overflow-wrap:anywhere;word-break:break-all}
+ul{padding-left:1.2rem}
+.choices{display:flex;align-items:center;gap:1rem;margin-top:1rem}.choices .primary{margin:0}
+@media (max-width:480px){body{padding:.6rem}main{padding:1.2rem}}
 """
 
 
@@ -114,12 +118,13 @@ def consent_page(
         f"<p>Signed in to {escape(provider)} as <strong data-testid='consent-account'>"
         f"{escape(account)}</strong> ({escape(person)}).</p>"
         f"<p>pmbot asks for:</p><ul data-testid='consent-scopes'>{items}</ul>"
-        "<form method='post' action='connect'>"
+        "<div class='choices'><form method='post' action='connect'>"
         f"{ticket_field}<input type='hidden' name='decision' value='allow'>"
         "<button class='primary' type='submit' data-testid='consent-allow'>Allow</button></form>"
         "<form method='post' action='connect'>"
         f"{ticket_field}<input type='hidden' name='decision' value='deny'>"
         "<button class='cancel' type='submit' data-testid='consent-deny'>Deny</button></form>"
+        "</div>"
         f"<p class='note'>The sandbox stands in for {escape(provider)}: nothing leaves this "
         "machine.</p>"
     )

@@ -23,6 +23,7 @@ from bot.agent.requests import AgentRequest
 from bot.audit import AuditRecord
 from bot.projects.models import Project, Task
 from bot.vault.ports import Connection
+from handlers.blocks import CONNECT_ACTION
 from sandbox.slack import default_seed
 from tests.fakes.agent import (
     MemoryCalendar,
@@ -131,6 +132,19 @@ def replies(bot: Harness, channel: str, thread: str, viewer: str) -> list[dict[s
     ]
 
 
+def beside(bot: Harness, channel: str, ts: str, viewer: str) -> list[dict[str, Any]]:
+    """The bot's replies only ``viewer`` sees after the top-level message ``ts``, in the
+    channel itself (where the asker is looking), not in a thread."""
+    return [
+        m
+        for m in bot.sandbox.messages(channel, viewer=viewer)
+        if m.get("user") == "U0PMBOT"
+        and m.get("is_ephemeral")
+        and not m.get("thread_ts")
+        and float(m["ts"]) > float(ts)
+    ]
+
+
 async def audit(bot: Harness) -> list[AuditRecord]:
     return await bot.deps.agent.services.audit.entries()
 
@@ -180,6 +194,34 @@ async def test_unconnected_calendar_asks_to_connect_and_deletion_asks_for_approv
         ("delete_project", "approval_requested"),
     ]
     assert entries[1].arguments == {"project": "Apollo"} and entries[1].actor_sub == "auth0|alice"
+
+
+async def test_a_mention_is_answered_beside_it_and_a_clicked_connect_button_is_replaced(
+    bot: Harness,
+) -> None:
+    await apollo(bot)
+    request = "schedule a review of Apollo next Tuesday at 15:00 with bob"
+    # A top-level mention: the private answer is in the channel, beside it (an ephemeral
+    # message in the thread of a message without replies is never seen).
+    ts = await mention(bot, "U0ALICE", "C0APOLLO", request)
+    (offer,) = beside(bot, "C0APOLLO", ts, "U0ALICE")
+    assert "I need your Google Calendar account connected" in offer["text"]
+    assert replies(bot, "C0APOLLO", ts, "U0ALICE") == []
+    assert beside(bot, "C0APOLLO", ts, "U0BOB") == []
+    # Asked in a thread, the answer stays in that thread.
+    reply = await bot.sandbox.post_message("U0ALICE", "C0APOLLO", f"<@U0PMBOT> {request}", ts)
+    await bot.ingress.drain()
+    in_thread = [m for m in replies(bot, "C0APOLLO", ts, "U0ALICE") if m.get("ts") != reply["ts"]]
+    assert [m.get("is_ephemeral") for m in in_thread] == [True]
+    # Clicking Connect opens the page; the message then says where to finish, and offers
+    # no used link any more.
+    await bot.sandbox.click_button("U0ALICE", "C0APOLLO", str(offer["ts"]), CONNECT_ACTION)
+    await bot.ingress.drain()
+    (clicked,) = [
+        m for m in bot.sandbox.messages("C0APOLLO", viewer="U0ALICE") if m["ts"] == offer["ts"]
+    ]
+    assert "Finish connecting Google Calendar in the page that opened" in clicked["text"]
+    assert "/connect/" not in json.dumps(clicked)
 
 
 async def test_destructive_commands_ask_for_an_approval_and_never_act(bot: Harness) -> None:
@@ -361,7 +403,7 @@ async def test_the_loop_runs_tools_as_the_asker_and_marks_results_as_data(
     )
     llm.script = model
     ts = await mention(bot, "U0ALICE", "C0APOLLO", "list the tasks of Apollo")
-    (private,) = [m for m in replies(bot, "C0APOLLO", ts, "U0ALICE") if m.get("is_ephemeral")]
+    (private,) = beside(bot, "C0APOLLO", ts, "U0ALICE")
     assert "You have 1 task." in private["text"]
     public = replies(bot, "C0APOLLO", ts, "U0BOB")
     assert [m["text"] for m in public] == [
@@ -460,7 +502,7 @@ async def test_destructive_tools_from_the_model_only_ask_for_approval(
     await apollo(bot)
     llm.script = ScriptedModel(call("delete_all_my_projects"), say("Done, all deleted!"))
     ts = await mention(bot, "U0ALICE", "C0APOLLO", "delete all my projects")
-    (private,) = [m for m in replies(bot, "C0APOLLO", ts, "U0ALICE") if m.get("is_ephemeral")]
+    (private,) = beside(bot, "C0APOLLO", ts, "U0ALICE")
     assert "approve deleting all your projects" in private["text"]
     assert "all deleted" not in private["text"]  # the model does not get to say so
     assert await count(bot, Project) == 1 and len(stand.approvals.requests) == 1

@@ -604,11 +604,14 @@ async def test_change_owner_after_approval(bot: Harness) -> None:
 async def test_app_home_and_audit_command(bot: Harness) -> None:
     await setup_apollo(bot)
     ticket = await ask_delete(bot)
-    for user, heading in (("U0ALICE", "Waiting for your approval"), ("U0BOB", "Your requests")):
+    for user, heading, who in (
+        ("U0ALICE", "Waiting for your approval", "asked by <@U0BOB>"),
+        ("U0BOB", "Your requests", "waiting for approval by <@U0ALICE>"),
+    ):
         await bot.sandbox.open_home(user)
         await bot.ingress.drain()
         view = json.dumps(await bot.sandbox.wait_for_home_view(user))
-        assert heading in view and "delete project Apollo" in view
+        assert heading in view and f"*delete project Apollo*, {who}, expires" in view
     await click(bot, "U0ALICE", ticket.approval_id, APPROVAL_DENY)
     audit = await command(bot, "U0ALICE", "audit Apollo")
     assert "Audit log of Apollo" in audit and "requested" in audit and "denied" in audit

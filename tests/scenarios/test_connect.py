@@ -124,7 +124,7 @@ async def test_connecting_slack_posts_as_the_person(bot: Harness) -> None:
     async with browser() as b:
         walk = await walk_to_callback(bot, b, url)
         assert "Allow pmbot to post to Slack as you?" in walk.consent
-        assert "U0ALICE" in walk.consent
+        assert "@alice" in walk.consent and "U0ALICE" not in walk.consent
         async with b.get(walk.callback_url) as final:
             html = await final.text()
     assert "Slack is connected: go back to Slack" in html

@@ -64,7 +64,7 @@
     grey_exclamation: "❕", grey_question: "❔", grin: "😁", grinning: "😀", hammer: "🔨",
     hammer_and_wrench: "🛠️", heart: "❤️", heavy_check_mark: "✔️", heavy_exclamation_mark: "❗",
     heavy_minus_sign: "➖", heavy_multiplication_x: "✖️", heavy_plus_sign: "➕", hourglass: "⌛",
-    hourglass_flowing_sand: "⏳", inbox_tray: "📥", information_source: "ℹ️", joy: "😂", key: "🔑",
+    hourglass_flowing_sand: "⏳", hand: "✋", inbox_tray: "📥", iphone: "📱", information_source: "ℹ️", joy: "😂", key: "🔑",
     large_blue_circle: "🔵", large_green_circle: "🟢", large_orange_circle: "🟠",
     large_yellow_circle: "🟡", laughing: "😆", link: "🔗", lock: "🔒", lock_with_ink_pen: "🔏",
     mag: "🔍", mag_right: "🔎", mailbox: "📫", memo: "📝", muscle: "💪",
@@ -72,7 +72,7 @@
     no_entry_sign: "🚫", ok: "🆗", ok_hand: "👌", open_file_folder: "📂", outbox_tray: "📤",
     package: "📦", page_facing_up: "📄", paperclip: "📎", partying_face: "🥳", pencil: "📝",
     pencil2: "✏️", point_down: "👇", point_left: "👈", point_right: "👉", point_up: "☝️",
-    pray: "🙏", pushpin: "📌", question: "❓", raised_hands: "🙌", red_circle: "🔴", repeat: "🔁",
+    pray: "🙏", pushpin: "📌", question: "❓", raised_hand: "✋", raised_hands: "🙌", red_circle: "🔴", repeat: "🔁",
     robot_face: "🤖", rocket: "🚀", rotating_light: "🚨", round_pushpin: "📍", see_no_evil: "🙈",
     shield: "🛡️", simple_smile: "🙂", slightly_smiling_face: "🙂", smile: "😄", smiley: "😃",
     sos: "🆘", sparkles: "✨", speech_balloon: "💬", spiral_calendar_pad: "🗓️", star: "⭐",
@@ -130,6 +130,10 @@
     if (target.startsWith("#")) {
       return '<span class="mention">#' + esc(label || channelName(target.slice(1))) + "</span>";
     }
+    if (target.startsWith("!date^")) {
+      const html = dateHtml(target.slice(1).split("^"), label);
+      if (html !== null) return html;
+    }
     if (target.startsWith("!")) {
       const special = target.slice(1).split("^")[0];
       if (["here", "channel", "everyone"].includes(special)) {
@@ -141,6 +145,40 @@
     const text = esc(unslack(label || target));
     if (!url) return text;
     return '<a href="' + esc(url) + '" target="_blank" rel="noopener noreferrer">' + text + "</a>";
+  }
+
+  // <!date^EPOCH^FORMAT[^LINK]|fallback>: as Slack, the moment in the reader's own time
+  // zone; the fallback stays as a tooltip. null when the token is malformed.
+  const DAY_MS = 86400000;
+  function dateHtml(parts, fallback) {
+    if (parts.length < 3 || !/^\d{1,12}$/.test(parts[1])) return null;
+    const when = new Date(Number(parts[1]) * 1000);
+    const opts = (o) => when.toLocaleString([], o);
+    const time = opts({ hour: "2-digit", minute: "2-digit" });
+    const dayOffset = () => {
+      const start = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+      return Math.round((start(when) - start(new Date())) / DAY_MS);
+    };
+    const pretty = (plain) => {
+      const names = { "-1": "yesterday", "0": "today", "1": "tomorrow" };
+      const n = String(dayOffset());
+      return hasOwn(names, n) ? names[n] : plain;
+    };
+    const date = opts({ year: "numeric", month: "long", day: "numeric" });
+    const short = opts({ year: "numeric", month: "short", day: "numeric" });
+    const long = opts({ weekday: "long", year: "numeric", month: "long", day: "numeric" });
+    const tokens = {
+      date_num: when.getFullYear() + "-" + String(when.getMonth() + 1).padStart(2, "0") + "-" +
+        String(when.getDate()).padStart(2, "0"),
+      date, date_short: short, date_long: long,
+      date_pretty: pretty(date), date_short_pretty: pretty(short), date_long_pretty: pretty(long),
+      time, time_secs: opts({ hour: "2-digit", minute: "2-digit", second: "2-digit" }),
+    };
+    const text = parts[2].replace(/\{([a-z_]+)\}/g, (all, name) => (hasOwn(tokens, name) ? tokens[name] : all));
+    const title = fallback ? ' title="' + esc(unslack(fallback)) + '"' : "";
+    const shown = '<time data-testid="date" datetime="' + esc(when.toISOString()) + '"' + title + ">" + esc(text) + "</time>";
+    const url = parts.length > 3 ? safeUrl(unslack(parts[3])) : null;
+    return url ? '<a href="' + esc(url) + '" target="_blank" rel="noopener noreferrer">' + shown + "</a>" : shown;
   }
 
   function mrkdwn(text) {

@@ -270,3 +270,28 @@ async def test_the_event_page_shows_the_event_escaped(env: Env) -> None:
     async with env.http.get(env.base) as resp:
         index = await resp.text()
     assert "Carol Chen" in index
+
+
+async def test_the_week_page_names_each_day_once_and_escapes_titles(env: Env) -> None:
+    day = datetime.now(UTC).date() + timedelta(days=1)  # the page shows the coming week
+    for start, summary in (("15:00", "<b>Apollo</b> review"), ("16:00", "Apollo retro")):
+        status, _, _ = await env.call(
+            "POST",
+            "calendars/primary/events",
+            env.headers(),
+            json={
+                "summary": summary,
+                "start": {"dateTime": f"{day}T{start}:00Z"},
+                "end": {"dateTime": f"{day}T{start[:2]}:30:00Z"},
+            },
+        )
+        assert status == 200
+    async with env.http.get(env.base) as resp:
+        html = await resp.text()
+    alice = html.split("Alice Anders", 1)[1].split("</table>", 1)[0]
+    assert alice.count(f"{day:%a %d %b}") == 1  # the day once, then only times
+    assert "<td class='time'>15:00–15:30</td>" in alice
+    assert "<td class='time'>16:00–16:30</td>" in alice
+    assert "&lt;b&gt;Apollo&lt;/b&gt; review" in alice and "<b>Apollo" not in html
+    assert "<span class='email'>alice@example.com</span>" in html
+    assert "in UTC" in html
