@@ -1063,7 +1063,8 @@ def search_result_lines(found: Sequence[tuple[str, str]]) -> str:
 def deletion_approval_text(
     target: str, approvers: Sequence[str], expires: str, *, created: bool
 ) -> str:
-    """A destructive tool's answer: the deletion waits for an approval."""
+    """A destructive tool's answer: the deletion waits for an approval (``expires``: a
+    :func:`slack_time`, shown in each reader's time zone)."""
     who = ", ".join(person_text(a) for a in approvers) or "an approver"
     if not created:
         return (

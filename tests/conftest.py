@@ -39,6 +39,12 @@ def pytest_configure(config: pytest.Config) -> None:
     Settings.model_config["env_file"] = None
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run first: in parallel workers each starts at once on its own
+    worker while the others share the rest (the longest first)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def _pg_reachable() -> bool:
     host_port = PG_ADMIN_URL.split("@", 1)[-1].split("/", 1)[0]
     host, _, port = host_port.partition(":")

@@ -668,6 +668,7 @@ async def seed_projects(bot: Harness, owner_sub: str, count: int) -> list[str]:
     return ids
 
 
+@pytest.mark.slow
 async def test_a_thousand_approvals_racing_on_two_instances(bot: Harness) -> None:
     """Requests (some twice at once), double clicks and denials from both instances,
     grants, denials and silence on the devices, then polls and sweeps of both instances

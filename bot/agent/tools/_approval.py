@@ -21,7 +21,10 @@ def approval_result(ctx: ToolContext, ticket: ApprovalTicket) -> ToolResult:
             "done": False,  # nothing was deleted: the approval decides
         },
         text=words.deletion_approval_text(
-            ticket.target, ticket.approvers, words.when_text(expires), created=ticket.created
+            ticket.target,
+            ticket.approvers,
+            words.slack_time(ticket.expires_at),
+            created=ticket.created,
         ),
         subject=ticket.approval_id[:64],
         approval_id=ticket.approval_id,
