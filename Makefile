@@ -25,9 +25,10 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-# Tests run in one worker process per core (at most four).
+# Tests run in one worker process per core (at most four); an idle worker takes tests
+# queued for a busy one.
 pytest: venv
-	$(BIN)/pytest -q -n auto --maxprocesses=4
+	$(BIN)/pytest -q -n auto --maxprocesses=4 --dist worksteal
 
 test: lint typecheck pytest
 
