@@ -27,3 +27,9 @@ PEOPLE: tuple[Person, ...] = (
     Person("carol", "Carol Chen", "U0CAROL"),
     Person("dave", "Dave Diaz", "U0DAVE"),
 )
+
+
+def person_by_email(email: str) -> Person | None:
+    """The seeded person with this email (any case), or None."""
+    wanted = email.lower()
+    return next((p for p in PEOPLE if p.email == wanted), None)

@@ -69,8 +69,10 @@ class AgentService:
         (``read_only``), or a change of its first verb."""
         zone = await self.services.people.zone(asker.slack_user_id)
         extras: dict[str, Any] = {}
+        verb: str | None = None
         if request_text is not None:
             extras["request_text"] = request_text
+            verb = change_verb(request_text)
         return ToolContext(
             asker=asker,
             services=self.services,
@@ -79,7 +81,7 @@ class AgentService:
             timezone=zone_name(zone),
             extras=extras,
             read_only=request_text is not None and is_request_to_look(request_text),
-            change_verb=change_verb(request_text) if request_text is not None else None,
+            change_verb=verb,
         )
 
     async def now_for(self, asker: Identity) -> datetime:

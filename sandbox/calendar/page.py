@@ -10,7 +10,7 @@ from html import escape
 
 from aiohttp import web
 
-from sandbox.people import PEOPLE
+from sandbox.people import person_by_email
 
 from .store import Calendars, Event
 
@@ -49,10 +49,8 @@ def _page(title: str, body: str, status: int = 200) -> web.Response:
 
 
 def _name(email: str) -> str:
-    for person in PEOPLE:
-        if person.email.lower() == email.lower():
-            return f"{person.name} <{person.email}>"
-    return email
+    person = person_by_email(email)
+    return email if person is None else f"{person.name} <{person.email}>"
 
 
 def _when(event: Event) -> str:
@@ -120,7 +118,7 @@ def calendars_page(calendars: Calendars, owners: Iterable[str], now: datetime) -
 
 def _person(email: str) -> str:
     """A person's name with their email beside it, escaped."""
-    for person in PEOPLE:
-        if person.email.lower() == email.lower():
-            return f"{escape(person.name)} <span class='email'>{escape(person.email)}</span>"
-    return escape(email)
+    person = person_by_email(email)
+    if person is None:
+        return escape(email)
+    return f"{escape(person.name)} <span class='email'>{escape(person.email)}</span>"

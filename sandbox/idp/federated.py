@@ -26,7 +26,7 @@ from sandbox.federation import Federation
 from sandbox.idp.oauth import OAuthError, TokenRequest, split_scope
 from sandbox.idp.store import RefreshTokenRecord
 from sandbox.idp.tenant import Tenant
-from sandbox.people import PEOPLE
+from sandbox.people import person_by_email
 
 GRANT_TOKEN_VAULT = (
     "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token"  # noqa: S105 - a grant type name
@@ -60,10 +60,8 @@ def provider_account(kind: ProviderKind, email: str, sub: str) -> str:
     (``sandbox.people``) at Slack."""
     if kind is ProviderKind.GOOGLE:
         return email
-    for person in PEOPLE:
-        if person.email.lower() == email.lower():
-            return person.slack_id
-    return sub
+    person = person_by_email(email)
+    return sub if person is None else person.slack_id
 
 
 @dataclass

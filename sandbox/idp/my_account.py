@@ -42,7 +42,7 @@ from sandbox.idp.keys import ALGORITHM
 from sandbox.idp.oauth import PKCE_CHALLENGE, PKCE_VERIFIER, s256
 from sandbox.idp.templates import consent_page, error_page
 from sandbox.idp.tenant import Tenant
-from sandbox.people import PEOPLE
+from sandbox.people import person_by_email
 
 SESSION_TTL = 300
 CONNECT_SCOPE = "create:me:connected_accounts"
@@ -335,8 +335,5 @@ class ConnectedAccountsEndpoints:
 def _account_shown(kind: ProviderKind, email: str, sub: str) -> str:
     """The account as the provider's consent screen names it: the Google email, the
     Slack @handle (as Slack shows a person), else the provider's account id."""
-    if kind is ProviderKind.SLACK:
-        for person in PEOPLE:
-            if person.email.lower() == email.lower():
-                return f"@{person.handle}"
-    return provider_account(kind, email, sub)
+    person = person_by_email(email) if kind is ProviderKind.SLACK else None
+    return f"@{person.handle}" if person else provider_account(kind, email, sub)

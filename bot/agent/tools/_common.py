@@ -109,13 +109,12 @@ def written_by_the_asker(ctx: ToolContext, text: str) -> bool:
     the asker's own words; for the agent the request's text is in ``extras`` and what the
     model wants to send out must be found in it (so words that came from a document or
     a tool result can never be sent on in the asker's name)."""
-    request = ctx.extras.get("request_text")
-    if request is None:
-        return True
-    return _normalized(text) in _normalized(str(request))
+    request = _request(ctx)
+    return request is None or _normalized(text) in request
 
 
 def _request(ctx: ToolContext) -> str | None:
+    """The asker's request in words, normalized (None for a plain command)."""
     request = ctx.extras.get("request_text")
     return None if request is None else _normalized(str(request))
 
